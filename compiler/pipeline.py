@@ -8,7 +8,7 @@ temporary directory that replaces OUT/ only when everything succeeded.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,22 @@ def _reference_inputs(loaded: Any, train_set: Any) -> tuple[Any, ...]:
     return tuple(loaded.example_inputs)
 
 
+def _accuracy(reference: Any, compressed: Any, name: str) -> dict[str, float]:
+    """Top-1 of the uncompressed and the compressed module on the digits test split, in %."""
+    from edgefit.compiler.compress.training import evaluate_accuracy
+    from edgefit.models import datasets
+
+    test = datasets.digits("test")
+    before = 100 * evaluate_accuracy(reference, test)
+    after = 100 * evaluate_accuracy(compressed, test)
+    return {
+        "dataset": "digits/test",
+        "reference": round(before, 2),
+        "compressed": round(after, 2),
+        "drop": round(before - after, 2),
+    }
+
+
 def _torch_outputs(module: Any, inputs: tuple[Any, ...]) -> list[np.ndarray]:
     import torch
 
@@ -109,8 +125,6 @@ def compile_model(opts: CompileOptions) -> dict[str, Any]:
         raise UserError(f"unknown backend {opts.backend!r}; choose one of {', '.join(BACKENDS)}")
     target = targets.load(opts.target)
     opts.compression.validate()
-    if opts.split and not (opts.compression.bottleneck or opts.compression.split_after):
-        raise UserError("--split needs a bottleneck model: pass --bottleneck C (and --split-after MODULE)")
 
     from edgefit.compiler import reference
     from edgefit.compiler.frontend import capture
@@ -119,21 +133,35 @@ def compile_model(opts: CompileOptions) -> dict[str, Any]:
     from edgefit.models.loading import load_model
     from edgefit.runtime.bundle import REFERENCE_INPUTS, REFERENCE_OUTPUTS, staging_dir, write_manifest
 
-    loaded = load_model(opts.model, opts.weights)
+    compression = opts.compression
+    if opts.model == "bottlefit_resnet50" and compression.bottleneck:
+        # The BottleFit zoo model is built with its bottleneck: C is an architecture choice there,
+        # not a second bottleneck to insert.
+        loaded = load_model(opts.model, opts.weights, channels=compression.bottleneck)
+        compression = replace(compression, bottleneck=None)
+    else:
+        loaded = load_model(opts.model, opts.weights)
     module = loaded.module
     if not hasattr(module, "parameters"):  # a saved torch.export program
         module = module.module()
+    if loaded.name == "digits_cnn" and opts.weights is None:
+        from edgefit.models.pretrained import digits_baseline
+
+        module = digits_baseline(progress=opts.progress)
     train_set = _train_set(opts, loaded.name)
     inputs = _reference_inputs(loaded, train_set)
 
     compressed = apply_compression(
         module,
-        opts.compression,
+        compression,
         example_input=inputs[0],
         train_set=train_set,
-        split_after=opts.compression.split_after or loaded.split_after,
+        split_after=compression.split_after or loaded.split_after,
         progress=opts.progress,
     )
+    accuracy = _accuracy(module, compressed.module, loaded.name) if train_set is not None else None
+    if opts.split and compressed.split_after is None:
+        raise UserError("--split needs a split point: pass --bottleneck C --split-after MODULE")
     split_after = compressed.split_after if (opts.split or opts.compression.bottleneck) else None
     graph = capture(compressed.module, inputs, compressed.plan, split_after=split_after, name=loaded.name)
     graph = run_passes(graph, print_ir_after=opts.print_ir_after, stream=sys.stdout)
@@ -176,6 +204,7 @@ def compile_model(opts: CompileOptions) -> dict[str, Any]:
             "compression": {k: v for k, v in summary.items() if k != "layers"},
             "options": {k: v for k, v in vars(opts.compression).items() if v not in (None, False)},
             "bottleneck": compressed.bottleneck_report,
+            "accuracy": accuracy,
             "split": graph.meta.get("split") if opts.split else None,
             "tolerance": {"relative": COMPILE_TOLERANCE},
             "compile_error": max(errors),

@@ -109,6 +109,9 @@ def staging_dir(out: str | os.PathLike[str], overwrite: bool = True) -> Iterator
     if out.exists() and not (out / MANIFEST).is_file() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not an edgefit bundle; refusing to replace it")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    mask = os.umask(0)
+    os.umask(mask)
+    tmp.chmod(0o777 & ~mask)  # mkdtemp makes 0700; the bundle is an ordinary directory
     try:
         yield tmp
         old = None

@@ -89,6 +89,11 @@ def drive(args: argparse.Namespace) -> int:
     if result.get("bottleneck"):
         b = result["bottleneck"]
         print("bottleneck: " + ", ".join(f"{k}={v}" for k, v in b.items()))
+    if result.get("accuracy"):
+        a = result["accuracy"]
+        print(
+            f"accuracy on {a['dataset']}: reference {a['reference']:.2f} %, compressed {a['compressed']:.2f} % (drop {a['drop']:.2f} points)"
+        )
     for note in result["notes"]:
         print(f"note: {note}")
     print(f"compiled graph vs PyTorch: max error {result['compile_error']:.2e} of output scale")
