@@ -1,0 +1,89 @@
+// Kernel selection: one config per kernel family, chosen from CpuInfo (capped by a requested
+// ISA level for testing). Kernels never probe the CPU; this is the only place that looks.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/cpuinfo.h"
+#include "kernels/cb-gemm/cb-gemm.h"
+#include "kernels/f32-conv/f32-conv.h"
+#include "kernels/f32-dwconv/f32-dwconv.h"
+#include "kernels/f32-elementwise/f32-elementwise.h"
+#include "kernels/f32-gemm/f32-gemm.h"
+#include "kernels/f32-pool/f32-pool.h"
+#include "kernels/f32-spmm/f32-spmm.h"
+#include "kernels/u8-quant/u8-quant.h"
+
+namespace edgefit {
+
+template <typename Fn>
+struct Kernel {
+  const char* name = nullptr;
+  Fn fn = nullptr;
+};
+
+struct GemmConfig {
+  Kernel<f32_gemm_ukernel_fn> gemm;
+  size_t mr = 0;  // rows per packed panel
+  size_t nr = 0;  // columns per register tile (task split granularity)
+  Kernel<f32_gemv_ukernel_fn> gemv;
+  Kernel<f32_im2col_fn> im2col;
+};
+
+struct DwconvConfig {
+  Kernel<f32_dwconv_ukernel_fn> generic;                 // any kernel / stride / dilation
+  Kernel<f32_dwconv_ukernel_fn> k3s1, k3s2, k5s1, k5s2;  // null where no fast variant exists
+};
+
+struct SpmmConfig {
+  Kernel<f32_spmm_ukernel_fn> by_block[3];  // block 1, 2, 4
+  size_t tile = 8;                          // pixels per register tile
+};
+
+struct CbGemmConfig {
+  Kernel<cb_gemm_ukernel_fn> gemm;
+  size_t mr = 4;
+};
+
+struct ElementwiseConfig {
+  Kernel<f32_vclamp_fn> clamp;
+  Kernel<f32_vhswish_fn> hswish;
+  Kernel<f32_vadd_fn> add;
+  Kernel<f32_vaffine_fn> affine;
+  Kernel<f32_softmax_fn> softmax;
+};
+
+struct PoolConfig {
+  Kernel<void (*)(const pool2d_geometry*, const float*, float*)> max, avg;
+  Kernel<void (*)(size_t, size_t, const float*, float*)> global_avg;
+};
+
+struct KernelSet {
+  Isa isa = Isa::kScalar;
+  GemmConfig gemm;
+  DwconvConfig dwconv;
+  SpmmConfig spmm;
+  CbGemmConfig cb;
+  ElementwiseConfig elementwise;
+  PoolConfig pool;
+};
+
+GemmConfig select_gemm(Isa isa);
+DwconvConfig select_dwconv(Isa isa);
+SpmmConfig select_spmm(Isa isa);
+CbGemmConfig select_cb_gemm(Isa isa);
+ElementwiseConfig select_elementwise(Isa isa);
+PoolConfig select_pool(Isa isa);
+
+// The best level `cpu` supports, no higher than `cap`, then every family's config for it.
+KernelSet select_kernels(const CpuInfo& cpu, Isa cap);
+
+struct KernelInfo {
+  std::string name, family, isa;
+  bool available;  // this CPU can run it
+};
+// Every kernel variant compiled into this build.
+std::vector<KernelInfo> kernel_registry(const CpuInfo& cpu);
+
+}  // namespace edgefit

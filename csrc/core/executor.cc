@@ -1,0 +1,845 @@
+// Runtime: per-node preparation (validation, kernel choice, weight packing), arena planning with
+// aliases, and the run loop. Every shape a kernel relies on is checked here, at load time.
+#include "core/executor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include "core/planner.h"
+
+namespace edgefit {
+
+size_t TensorSpec::bytes() const {
+  size_t n = dtype_size(dtype);
+  for (int64_t d : shape) n *= size_t(d);
+  return n;
+}
+
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr int64_t kMaxGeom = int64_t(1) << 20;  // strides, paddings, dilations, kernel sizes
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+struct NodeCtx {
+  const Model& m;
+  const NodeDef& n;
+
+  [[noreturn]] void fail(const std::string& msg) const {
+    throw LoadError("node '" + n.name + "' (" + n.op + "): " + msg);
+  }
+  const ValueDef& in(size_t i) const { return m.values[n.inputs[i]]; }
+  const ValueDef& out() const { return m.values[n.outputs[0]]; }
+  bool has(const char* key) const { return n.attrs.count(key) != 0; }
+
+  std::vector<int64_t> ints(const char* key, std::vector<int64_t> def) const {
+    auto it = n.attrs.find(key);
+    if (it == n.attrs.end()) return def;
+    if (it->second.type != AttrType::kInts && it->second.type != AttrType::kInt)
+      fail(std::string("attr '") + key + "' must be integers");
+    return it->second.ints;
+  }
+  int64_t integer(const char* key, int64_t def) const {
+    auto v = ints(key, {def});
+    if (v.size() != 1) fail(std::string("attr '") + key + "' must be one integer");
+    return v[0];
+  }
+  std::vector<double> floats(const char* key) const {
+    auto it = n.attrs.find(key);
+    if (it == n.attrs.end()) fail(std::string("missing attr '") + key + "'");
+    const Attr& a = it->second;
+    if (a.type == AttrType::kFloats || a.type == AttrType::kFloat) return a.floats;
+    if (a.type == AttrType::kInts || a.type == AttrType::kInt)
+      return std::vector<double>(a.ints.begin(), a.ints.end());
+    fail(std::string("attr '") + key + "' must be numbers");
+  }
+  std::string str(const char* key, const std::string& def) const {
+    auto it = n.attrs.find(key);
+    if (it == n.attrs.end()) return def;
+    if (it->second.type != AttrType::kString)
+      fail(std::string("attr '") + key + "' must be a string");
+    return it->second.str;
+  }
+  // A pair attr (stride, dilation, kernel): 1 value means both.
+  std::pair<int64_t, int64_t> pair(const char* key, std::pair<int64_t, int64_t> def,
+                                   int64_t lo) const {
+    auto v = ints(key, {def.first, def.second});
+    if (v.size() == 1) v.push_back(v[0]);
+    if (v.size() != 2) fail(std::string("attr '") + key + "' must have 2 values");
+    for (int64_t x : v)
+      if (x < lo || x > kMaxGeom)
+        fail(std::string("attr '") + key + "' value " + std::to_string(x) + " out of range");
+    return {v[0], v[1]};
+  }
+  // padding (t, l, b, r); 1 or 2 values are symmetric as in torch.
+  std::vector<int64_t> padding() const {
+    auto v = ints("padding", {0, 0, 0, 0});
+    if (v.size() == 1) v = {v[0], v[0], v[0], v[0]};
+    if (v.size() == 2) v = {v[0], v[1], v[0], v[1]};
+    if (v.size() != 4) fail("attr 'padding' must have 4 values (top, left, bottom, right)");
+    for (int64_t x : v)
+      if (x < 0 || x > kMaxGeom) fail("padding " + std::to_string(x) + " out of range");
+    return v;
+  }
+  void activation_value(const ValueDef& v, DType t, const char* what) const {
+    if (v.kind == ValueKind::kConstant)
+      fail(std::string(what) + " '" + v.name + "' must not be a constant");
+    if (v.dtype != t)
+      fail(std::string(what) + " '" + v.name + "' must be " + dtype_name(t) + ", is " +
+           dtype_name(v.dtype));
+  }
+  void expect_shape(const ValueDef& v, const std::vector<int64_t>& s) const {
+    if (v.shape != s)
+      fail("output '" + v.name + "' has shape " + shape_str(v.shape) + ", the op gives " +
+           shape_str(s));
+  }
+  const float* dense_f32(const ValueDef& v, size_t numel, const char* what) const {
+    if (v.kind != ValueKind::kConstant || v.encoding != Encoding::kDense || v.dtype != DType::kF32)
+      fail(std::string(what) + " '" + v.name + "' must be a dense f32 constant");
+    if (v.numel() != numel)
+      fail(std::string(what) + " '" + v.name + "' has " + std::to_string(v.numel()) +
+           " elements, expected " + std::to_string(numel));
+    return reinterpret_cast<const float*>(v.blobs[0].data);
+  }
+  // act attr -> clamp bounds; hardswish needs a separate pass.
+  f32_minmax act(bool* hswish) const {
+    const std::string a = str("act", "none");
+    *hswish = false;
+    if (a == "none") return {-kInf, kInf};
+    if (a == "relu") return {0.0f, kInf};
+    if (a == "relu6") return {0.0f, 6.0f};
+    if (a == "hardswish") {
+      *hswish = true;
+      return {-kInf, kInf};
+    }
+    fail("unknown activation '" + a + "'");
+  }
+};
+
+size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+
+// Weights of a conv / linear as dense f32 [O, K]: in place for dense, decoded for int8.
+const float* dense_weights(const NodeCtx& c, const ValueDef& w,
+                           std::vector<std::vector<float>>& owned) {
+  if (w.encoding == Encoding::kDense) {
+    if (w.dtype != DType::kF32) c.fail("dense weights must be f32");
+    return reinterpret_cast<const float*>(w.blobs[0].data);
+  }
+  const Int8View q = int8_view(w);
+  const size_t o = w.rows(), k = w.cols();
+  owned.emplace_back(o * k);
+  float* out = owned.back().data();
+  for (size_t i = 0; i < o; ++i)
+    for (size_t j = 0; j < k; ++j) out[i * k + j] = float(q.q[i * k + j]) * q.scale[i];
+  return out;
+}
+
+}  // namespace
+
+Runtime::Runtime(const std::string& path, size_t threads, const std::string& isa)
+    : Runtime(load_model(path), threads, isa) {}
+
+Runtime::Runtime(Model model, size_t threads, const std::string& isa) : model_(std::move(model)) {
+  if (threads < 1 || threads > 256) throw std::invalid_argument("threads must be in 1..256");
+  const CpuInfo& cpu = CpuInfo::host();
+  kernels_ = select_kernels(cpu, isa.empty() ? cpu.preferred() : parse_isa(isa));
+  pool_ = std::make_unique<ThreadPool>(threads);
+  prepare();
+}
+
+Runtime::~Runtime() { std::free(arena_); }
+
+std::vector<NodeStats> Runtime::nodes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<NodeStats> out;
+  for (const auto& s : steps_) out.push_back(s.stats);
+  return out;
+}
+
+void Runtime::prepare() {
+  const size_t nv = model_.values.size();
+  for (uint32_t i : model_.inputs) {
+    const ValueDef& v = model_.values[i];
+    if (v.dtype != DType::kF32 && v.dtype != DType::kU8)
+      throw LoadError("graph input '" + v.name + "' has dtype " + dtype_name(v.dtype) +
+                      " (f32 or u8 only)");
+    inputs_.push_back({v.name, v.shape, v.dtype});
+  }
+  for (uint32_t o : model_.outputs) {
+    const ValueDef& v = model_.values[o];
+    outputs_.push_back({v.name, v.shape, v.dtype});
+  }
+  bufs_.assign(nv, nullptr);
+  for (size_t i = 0; i < nv; ++i) {
+    const ValueDef& v = model_.values[i];
+    if (v.kind == ValueKind::kConstant && v.encoding == Encoding::kDense)
+      bufs_[i] = const_cast<uint8_t*>(v.blobs[0].data);  // read only, by construction
+    if (v.kind != ValueKind::kConstant && v.dtype != DType::kF32 && v.dtype != DType::kU8)
+      throw LoadError("value '" + v.name + "' has dtype " + dtype_name(v.dtype) +
+                      " (activations are f32 or u8)");
+  }
+
+  // Storage roots: reshape always aliases its input; elementwise ops may work in place.
+  root_.resize(nv);
+  for (size_t i = 0; i < nv; ++i) root_[i] = uint32_t(i);
+  auto find = [&](uint32_t v) {
+    while (root_[v] != v) v = root_[v] = root_[root_[v]];
+    return v;
+  };
+  for (size_t i = 0; i < model_.nodes.size(); ++i) prepare_node(i);
+  for (const NodeDef& n : model_.nodes)
+    if (n.op == "reshape") root_[n.outputs[0]] = find(n.inputs[0]);
+
+  const int end = int(model_.nodes.size());
+  std::vector<int> first(nv, std::numeric_limits<int>::max()), last(nv, -1);
+  std::vector<bool> external(nv, false), is_output(nv, false), has_storage(nv, false);
+  input_slot_.assign(nv, -1);
+  for (size_t k = 0; k < model_.inputs.size(); ++k) {
+    const uint32_t r = find(model_.inputs[k]);
+    external[r] = true;
+    input_slot_[r] = int(k);
+    has_storage[model_.inputs[k]] = true;
+  }
+  for (size_t i = 0; i < model_.nodes.size(); ++i) {
+    const NodeDef& n = model_.nodes[i];
+    for (uint32_t v : n.inputs)
+      if (model_.values[v].kind != ValueKind::kConstant)
+        last[find(v)] = std::max(last[find(v)], int(i));
+    const uint32_t r = find(n.outputs[0]);
+    first[r] = std::min(first[r], int(i));
+    has_storage[n.outputs[0]] = true;
+  }
+  for (uint32_t o : model_.outputs) {
+    last[find(o)] = end;
+    is_output[find(o)] = true;
+  }
+  for (size_t i = 0; i < model_.nodes.size(); ++i) {
+    const NodeDef& n = model_.nodes[i];
+    const bool candidate = n.op == "relu" || n.op == "relu6" || n.op == "hardswish" ||
+                           n.op == "add" || n.op == "channel_affine";
+    if (!candidate) continue;
+    const uint32_t a = find(n.inputs[0]), o = find(n.outputs[0]);
+    if (a == o || external[a] || is_output[a] || last[a] != int(i)) continue;
+    root_[o] = a;
+    last[a] = std::max(last[a], last[o]);
+    is_output[a] = is_output[a] || is_output[o];
+  }
+
+  std::vector<BufferRequest> reqs;
+  std::vector<uint32_t> req_root;
+  for (size_t v = 0; v < nv; ++v) {
+    if (!has_storage[v] || find(uint32_t(v)) != v || external[v]) continue;
+    BufferRequest r;
+    r.bytes = model_.values[v].numel() * dtype_size(model_.values[v].dtype);
+    r.first = first[v] == std::numeric_limits<int>::max() ? 0 : first[v];
+    r.last = std::max(last[v], r.first);
+    reqs.push_back(r);
+    req_root.push_back(uint32_t(v));
+  }
+  // Roots may have gained members after `first` was computed: recompute over the final sets.
+  for (size_t v = 0; v < nv; ++v) {
+    if (!has_storage[v]) continue;
+    const uint32_t r = find(uint32_t(v));
+    for (size_t q = 0; q < req_root.size(); ++q)
+      if (req_root[q] == r && model_.values[v].producer >= 0)
+        reqs[q].first = std::min(reqs[q].first, model_.values[v].producer);
+  }
+  const ArenaPlan plan = plan_arena(reqs);
+  offset_.assign(nv, 0);
+  for (size_t q = 0; q < req_root.size(); ++q) offset_[req_root[q]] = plan.offsets[q];
+  for (size_t v = 0; v < nv; ++v) root_[v] = find(uint32_t(v));
+  arena_bytes_ = plan.arena_bytes;
+  // A sanity cap (hostile shapes): no edge model needs 16 GiB of activations.
+  constexpr size_t kLimit = size_t(1) << 34;
+  if (arena_bytes_ > kLimit || scratch_bytes_ > kLimit ||
+      thread_bytes_ > kLimit / pool_->threads() ||
+      arena_bytes_ + scratch_bytes_ + thread_bytes_ * pool_->threads() > kLimit)
+    throw LoadError("the model needs more than 16 GiB of activation memory (" +
+                    std::to_string((arena_bytes_ + scratch_bytes_) >> 20) +
+                    " MiB arena + scratch); refusing");
+  scratch_bytes_ = (scratch_bytes_ + 63) / 64 * 64;
+  const size_t total = arena_bytes_ + scratch_bytes_ + 64;
+  arena_ = static_cast<uint8_t*>(std::aligned_alloc(64, (total + 63) / 64 * 64));
+  if (arena_ == nullptr) throw std::bad_alloc();
+  scratch_ = reinterpret_cast<float*>(arena_ + arena_bytes_);
+  for (size_t v = 0; v < nv; ++v)
+    if (has_storage[v] && !external[root_[v]]) bufs_[v] = arena_ + offset_[root_[v]];
+}
+
+void Runtime::run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (inputs.size() != inputs_.size() || outputs.size() != outputs_.size())
+    throw std::invalid_argument("wrong number of inputs or outputs");
+  for (size_t v = 0; v < bufs_.size(); ++v)
+    if (input_slot_[root_[v]] >= 0)
+      bufs_[v] = const_cast<void*>(inputs[size_t(input_slot_[root_[v]])]);
+  for (auto& s : steps_) {
+    const auto t0 = std::chrono::steady_clock::now();
+    s.fn();
+    s.stats.last_us =
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  }
+  for (size_t i = 0; i < outputs_.size(); ++i)
+    std::memcpy(outputs[i], bufs_[model_.outputs[i]], outputs_[i].bytes());
+}
+
+// ---- per-op preparation -------------------------------------------------------------------------
+
+void Runtime::prepare_node(size_t index) {
+  const NodeDef& n = model_.nodes[index];
+  NodeCtx c{model_, n};
+  Step step;
+  step.stats.name = n.name;
+  step.stats.op = n.op;
+  const uint32_t xi = n.inputs[0], yi = n.outputs[0];
+  const ValueDef& y = c.out();
+  ThreadPool* pool = pool_.get();
+  const KernelSet& ks = kernels_;
+  auto elementwise_split = [pool](size_t total, std::function<void(size_t, size_t)> fn) {
+    constexpr size_t kChunk = 16384;
+    const size_t tasks = ceil_div(total, kChunk);
+    pool->parallel_for(tasks, [&](size_t t) {
+      const size_t b = t * kChunk;
+      fn(b, std::min(total, b + kChunk) - b);
+    });
+  };
+  // Hardswish after a kernel with a fused clamp-free result.
+  auto hswish_pass = [this, yi, elementwise_split](size_t total) {
+    auto fn = kernels_.elementwise.hswish.fn;
+    float* yp = f32(yi);
+    elementwise_split(total, [=](size_t b, size_t len) { fn(len, yp + b, yp + b); });
+  };
+
+  if (n.op == "conv2d") {
+    const ValueDef& x = c.in(0);
+    const ValueDef& w = c.in(1);
+    c.activation_value(x, DType::kF32, "input");
+    if (x.shape.size() != 4) c.fail("input must be [N, C, H, W], is " + shape_str(x.shape));
+    if (w.kind != ValueKind::kConstant || w.shape.size() != 4)
+      c.fail("weight must be a rank-4 constant");
+    const size_t N = x.shape[0], Ci = x.shape[1], H = x.shape[2], W = x.shape[3];
+    const size_t Co = w.shape[0], Cig = w.shape[1], kh = w.shape[2], kw = w.shape[3];
+    const int64_t groups = c.integer("groups", 1);
+    if (groups < 1 || Ci % size_t(groups) || Co % size_t(groups) || Cig != Ci / size_t(groups))
+      c.fail("groups " + std::to_string(groups) + " do not fit input " + shape_str(x.shape) +
+             " and weight " + shape_str(w.shape));
+    const size_t G = size_t(groups), Cog = Co / G;
+    const auto [sh, sw] = c.pair("stride", {1, 1}, 1);
+    const auto [dh, dw] = c.pair("dilation", {1, 1}, 1);
+    const auto pad = c.padding();
+    if (kh > size_t(kMaxGeom) || kw > size_t(kMaxGeom)) c.fail("kernel too large");
+    const int64_t eh = int64_t(H) + pad[0] + pad[2] - dh * (int64_t(kh) - 1) - 1;
+    const int64_t ew = int64_t(W) + pad[1] + pad[3] - dw * (int64_t(kw) - 1) - 1;
+    if (eh < 0 || ew < 0) c.fail("kernel larger than the padded input");
+    const size_t Ho = size_t(eh / sh + 1), Wo = size_t(ew / sw + 1);
+    c.expect_shape(y, {int64_t(N), int64_t(Co), int64_t(Ho), int64_t(Wo)});
+    c.activation_value(y, DType::kF32, "output");
+    const float* bias = n.inputs.size() > 2 ? c.dense_f32(c.in(2), Co, "bias") : nullptr;
+    bool hswish = false;
+    const f32_minmax mm = c.act(&hswish);
+    const size_t P = Ho * Wo, K = Cig * kh * kw;
+    const bool depthwise = Cig == 1 && Cog == 1;
+
+    if (depthwise && (w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8)) {
+      const float* wd = dense_weights(c, w, owned_);
+      f32_dwconv_params prm{kh, kw, size_t(sh), size_t(sw), size_t(dh), size_t(dw), mm};
+      Kernel<f32_dwconv_ukernel_fn> kern = ks.dwconv.generic;
+      if (dh == 1 && dw == 1 && kh == kw) {
+        Kernel<f32_dwconv_ukernel_fn> fast;
+        if (kh == 3 && sh == 1 && sw == 1) fast = ks.dwconv.k3s1;
+        if (kh == 3 && sh == 2 && sw == 2) fast = ks.dwconv.k3s2;
+        if (kh == 5 && sh == 1 && sw == 1) fast = ks.dwconv.k5s1;
+        if (kh == 5 && sh == 2 && sw == 2) fast = ks.dwconv.k5s2;
+        if (fast.fn) kern = fast;
+      }
+      step.stats.kernel = kern.name;
+      // Padded channel: the rows / columns any window touches, plus slack for vector over-reads.
+      const size_t hp = (Ho - 1) * sh + (kh - 1) * dh + 1;
+      const size_t wp = (Wo - 1) * sw + (kw - 1) * dw + 1;
+      const size_t pt = size_t(pad[0]), pl = size_t(pad[1]);
+      thread_bytes_ = std::max(thread_bytes_, (hp * wp + 64) * sizeof(float));
+      step.fn = [=, this]() {
+        const float* xp = f32(xi);
+        float* yp = f32(yi);
+        pool->parallel_for(N * Co, [&](size_t t) {
+          thread_local std::vector<float> padded;
+          padded.assign(hp * wp + 64, 0.0f);
+          const float* xc = xp + t * H * W;
+          for (size_t r = 0; r < H && r + pt < hp; ++r) {
+            const size_t cols = std::min(W, wp > pl ? wp - pl : 0);
+            std::memcpy(padded.data() + (r + pt) * wp + pl, xc + r * W, cols * sizeof(float));
+          }
+          const size_t ch = t % Co;
+          kern.fn(Ho, Wo, padded.data(), wp, wd + ch * kh * kw, bias ? bias[ch] : 0.0f, yp + t * P,
+                  &prm);
+        });
+        if (hswish) hswish_pass(N * Co * P);
+      };
+    } else {
+      const bool direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pad[0] == 0 && pad[1] == 0 &&
+                          pad[2] == 0 && pad[3] == 0;
+      const bool dense_w = w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8;
+      if (!direct && !dense_w) scratch_bytes_ = std::max(scratch_bytes_, K * P * sizeof(float));
+      conv2d_geometry geo{H,
+                          W,
+                          Ho,
+                          Wo,
+                          kh,
+                          kw,
+                          size_t(sh),
+                          size_t(sw),
+                          size_t(pad[0]),
+                          size_t(pad[1]),
+                          size_t(dh),
+                          size_t(dw)};
+      const auto im2col = ks.gemm.im2col.fn;
+      // Returns the [K, P] operand of group g of image b (x itself for 1x1 convolutions).
+      auto operand = [=, this](const float* xp, size_t b, size_t g) -> const float* {
+        const float* xg = xp + (b * Ci + g * Cig) * H * W;
+        if (direct) return xg;
+        pool->parallel_for(
+            Cig, [&](size_t ch) { im2col(&geo, 1, xg + ch * H * W, scratch_ + ch * kh * kw * P); });
+        return scratch_;
+      };
+      const std::string via = direct ? "" : std::string(ks.gemm.im2col.name) + " + ";
+      if (w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8) {
+        const float* wd = dense_weights(c, w, owned_);
+        const size_t mr = ks.gemm.mr, nr = ks.gemm.nr;
+        const size_t panel_floats = mr * (K + 1), panels = ceil_div(Cog, mr);
+        owned_.emplace_back(G * panels * panel_floats);
+        float* packed = owned_.back().data();
+        for (size_t g = 0; g < G; ++g)
+          f32_gemm_pack(Cog, K, mr, wd + g * Cog * K, bias ? bias + g * Cog : nullptr,
+                        packed + g * panels * panel_floats);
+        const auto gemm = ks.gemm.gemm.fn;
+        step.stats.kernel = via + ks.gemm.gemm.name;
+        // Columns per task: the K x nc block of x should stay in L2 (~256 KiB) while every
+        // panel of weights streams past it; deep layers (K = 9 x 512) get narrow chunks.
+        const size_t nc = std::min<size_t>(
+            512, std::max(nr, (size_t(64) * 1024 / std::max<size_t>(K, 1)) / nr * nr));
+        if (!direct) {
+          thread_bytes_ = std::max(thread_bytes_, K * std::min(nc, P) * sizeof(float));
+          // Unfold one chunk of nc output pixels at a time into a per-thread buffer that stays
+          // in cache while every panel of weights streams past it (no full im2col matrix).
+          step.stats.kernel = "f32_im2col_range__scalar + " + std::string(ks.gemm.gemm.name);
+          const size_t threads = pool->threads();
+          step.fn = [=, this]() {
+            const float* xp = f32(xi);
+            float* yp = f32(yi);
+            const size_t chunks = ceil_div(P, nc);
+            // Few chunks (deep layers): also split the panels so every thread has work.
+            const size_t splits =
+                std::min(panels, std::max<size_t>(1, ceil_div(2 * threads, chunks)));
+            const size_t per = ceil_div(panels, splits);
+            for (size_t b = 0; b < N; ++b)
+              for (size_t g = 0; g < G; ++g) {
+                const float* xg = xp + (b * Ci + g * Cig) * H * W;
+                float* C = yp + (b * Co + g * Cog) * P;
+                const float* pk = packed + g * panels * panel_floats;
+                pool->parallel_for(chunks * splits, [&](size_t t) {
+                  const size_t j = (t % chunks) * nc, n = std::min(nc, P - j);
+                  const size_t p0 = (t / chunks) * per, p1 = std::min(panels, p0 + per);
+                  if (p0 >= p1) return;
+                  thread_local std::vector<float> cols;
+                  cols.resize(K * std::min(nc, P));
+                  f32_im2col_range__scalar(&geo, Cig, xg, j, n, cols.data());
+                  for (size_t pi = p0; pi < p1; ++pi)
+                    gemm(std::min(mr, Cog - pi * mr), n, K, pk + pi * panel_floats, cols.data(), n,
+                         C + pi * mr * P + j, P, &mm);
+                });
+              }
+            if (hswish) hswish_pass(N * Co * P);
+          };
+          steps_.push_back(std::move(step));
+          return;
+        }
+        step.fn = [=, this]() {
+          const float* xp = f32(xi);
+          float* yp = f32(yi);
+          for (size_t b = 0; b < N; ++b)
+            for (size_t g = 0; g < G; ++g) {
+              const float* B = operand(xp, b, g);
+              float* C = yp + (b * Co + g * Cog) * P;
+              const float* pk = packed + g * panels * panel_floats;
+              const size_t chunks = ceil_div(P, nc);
+              pool->parallel_for(chunks * panels, [&](size_t t) {
+                const size_t pi = t % panels, j = (t / panels) * nc;
+                const size_t rows = std::min(mr, Cog - pi * mr);
+                gemm(rows, std::min(nc, P - j), K, pk + pi * panel_floats, B + j, P,
+                     C + pi * mr * P + j, P, &mm);
+              });
+            }
+          if (hswish) hswish_pass(N * Co * P);
+        };
+      } else if (w.encoding == Encoding::kBsr) {
+        const BsrView sp = bsr_view(w);
+        if (Cog % sp.block)
+          c.fail("block-sparse block does not divide the output channels of a group");
+        const size_t bi = sp.block == 1 ? 0 : sp.block == 2 ? 1 : 2;
+        const auto kern = ks.spmm.by_block[bi];
+        step.stats.kernel = via + kern.name;
+        const size_t brows = Cog / sp.block, tile = ks.spmm.tile;
+        const size_t threads = pool->threads();
+        step.fn = [=, this]() {
+          const float* xp = f32(xi);
+          float* yp = f32(yi);
+          const size_t pc = std::max(tile, ceil_div(ceil_div(P, threads * 2), tile) * tile);
+          const size_t pchunks = ceil_div(P, pc);
+          const size_t rsplit = pchunks >= 2 * threads ? 1 : std::min(brows, 2 * threads);
+          const size_t rc = ceil_div(brows, rsplit);
+          for (size_t b = 0; b < N; ++b)
+            for (size_t g = 0; g < G; ++g) {
+              const float* B = operand(xp, b, g);
+              float* C = yp + (b * Co + g * Cog) * P;
+              pool->parallel_for(pchunks * rsplit, [&](size_t t) {
+                const size_t p0 = (t % pchunks) * pc, r0 = (t / pchunks) * rc;
+                if (r0 >= brows) return;
+                const size_t rows = std::min(rc, brows - r0);
+                const size_t gr = g * brows + r0;
+                kern.fn(std::min(pc, P - p0), rows, sp.row_ptr + gr, sp.col_idx, sp.values,
+                        bias ? bias + gr * sp.block : nullptr, B + p0, P,
+                        C + r0 * sp.block * P + p0, P, &mm);
+              });
+            }
+          if (hswish) hswish_pass(N * Co * P);
+        };
+      } else {
+        const CodebookView cv = codebook_view(w);
+        cb_weights cw{Co, K, cv.bits, cv.row_bytes, cv.packed, cv.table, cv.group, cv.row_scale};
+        const auto kern = ks.cb.gemm;
+        const size_t mr = ks.cb.mr;
+        step.stats.kernel = via + kern.name;
+        step.fn = [=, this]() {
+          const float* xp = f32(xi);
+          float* yp = f32(yi);
+          // Pixel chunks outermost, as for dense GEMM, so a chunk of x stays in cache across
+          // panels; each call decodes its panel once for the whole chunk.
+          constexpr size_t kChunk = 512;
+          const size_t panels = ceil_div(Cog, mr), chunks = ceil_div(P, kChunk);
+          for (size_t b = 0; b < N; ++b)
+            for (size_t g = 0; g < G; ++g) {
+              const float* B = operand(xp, b, g);
+              float* C = yp + (b * Co + g * Cog) * P;
+              pool->parallel_for(panels * chunks, [&](size_t t) {
+                const size_t pi = t % panels, j = (t / panels) * kChunk;
+                const size_t rows = std::min(mr, Cog - pi * mr);
+                kern.fn(g * Cog + pi * mr, rows, std::min(kChunk, P - j), &cw, bias, B + j, P,
+                        C + pi * mr * P + j, P, &mm);
+              });
+            }
+          if (hswish) hswish_pass(N * Co * P);
+        };
+      }
+    }
+  } else if (n.op == "linear") {
+    const ValueDef& x = c.in(0);
+    const ValueDef& w = c.in(1);
+    c.activation_value(x, DType::kF32, "input");
+    if (w.kind != ValueKind::kConstant || w.shape.size() != 2)
+      c.fail("weight must be a rank-2 constant [O, K]");
+    const size_t O = w.shape[0], K = w.shape[1];
+    if (x.shape.size() != 2 || size_t(x.shape[1]) != K)
+      c.fail("input " + shape_str(x.shape) + " does not match weight " + shape_str(w.shape));
+    const size_t N = x.shape[0];
+    c.expect_shape(y, {int64_t(N), int64_t(O)});
+    c.activation_value(y, DType::kF32, "output");
+    const float* bias = n.inputs.size() > 2 ? c.dense_f32(c.in(2), O, "bias") : nullptr;
+    bool hswish = false;
+    const f32_minmax mm = c.act(&hswish);
+    if (w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8) {
+      const float* wd = dense_weights(c, w, owned_);
+      const auto gemv = ks.gemm.gemv;
+      step.stats.kernel = gemv.name;
+      step.fn = [=, this]() {
+        const float* xp = f32(xi);
+        float* yp = f32(yi);
+        constexpr size_t kRows = 64;
+        const size_t chunks = ceil_div(O, kRows);
+        pool->parallel_for(N * chunks, [&](size_t t) {
+          const size_t b = t / chunks, r0 = (t % chunks) * kRows;
+          gemv.fn(std::min(kRows, O - r0), K, wd + r0 * K, bias ? bias + r0 : nullptr, xp + b * K,
+                  yp + b * O + r0, &mm);
+        });
+        if (hswish) hswish_pass(N * O);
+      };
+    } else {
+      // Sparse / codebook kernels work on [K, pixels]: the batch becomes the pixel axis.
+      if (N > 1) scratch_bytes_ = std::max(scratch_bytes_, (K + O) * N * sizeof(float));
+      std::function<void(const float*, float*)> core;
+      if (w.encoding == Encoding::kBsr) {
+        const BsrView sp = bsr_view(w);
+        const auto kern = ks.spmm.by_block[sp.block == 1 ? 0 : sp.block == 2 ? 1 : 2];
+        step.stats.kernel = kern.name;
+        const size_t brows = O / sp.block;
+        core = [=](const float* xt, float* yt) {
+          const size_t tasks = std::min(brows, pool->threads() * 4);
+          const size_t rc = ceil_div(brows, tasks);
+          pool->parallel_for(tasks, [&](size_t t) {
+            const size_t r0 = t * rc;
+            if (r0 >= brows) return;
+            kern.fn(N, std::min(rc, brows - r0), sp.row_ptr + r0, sp.col_idx, sp.values,
+                    bias ? bias + r0 * sp.block : nullptr, xt, N, yt + r0 * sp.block * N, N, &mm);
+          });
+        };
+      } else {
+        const CodebookView cv = codebook_view(w);
+        cb_weights cw{O, K, cv.bits, cv.row_bytes, cv.packed, cv.table, cv.group, cv.row_scale};
+        const auto kern = ks.cb.gemm;
+        const size_t mr = ks.cb.mr;
+        step.stats.kernel = kern.name;
+        core = [=](const float* xt, float* yt) {
+          pool->parallel_for(ceil_div(O, mr), [&](size_t pi) {
+            kern.fn(pi * mr, std::min(mr, O - pi * mr), N, &cw, bias, xt, N, yt + pi * mr * N, N,
+                    &mm);
+          });
+        };
+      }
+      step.fn = [=, this]() {
+        const float* xp = f32(xi);
+        float* yp = f32(yi);
+        if (N == 1) {
+          core(xp, yp);
+        } else {
+          float* xt = scratch_;
+          float* yt = scratch_ + K * N;
+          for (size_t b = 0; b < N; ++b)
+            for (size_t k = 0; k < K; ++k) xt[k * N + b] = xp[b * K + k];
+          core(xt, yt);
+          for (size_t b = 0; b < N; ++b)
+            for (size_t o = 0; o < O; ++o) yp[b * O + o] = yt[o * N + b];
+        }
+        if (hswish) hswish_pass(N * O);
+      };
+    }
+  } else if (n.op == "channel_affine") {
+    const ValueDef& x = c.in(0);
+    c.activation_value(x, DType::kF32, "input");
+    if (x.shape.size() < 2) c.fail("input must be [N, C, ...]");
+    c.expect_shape(y, x.shape);
+    c.activation_value(y, DType::kF32, "output");
+    const size_t N = x.shape[0], C = x.shape[1], inner = x.numel() / (N * C);
+    const float* scale = c.dense_f32(c.in(1), C, "scale");
+    const float* shift = c.dense_f32(c.in(2), C, "shift");
+    bool hswish = false;
+    const f32_minmax mm = c.act(&hswish);
+    const auto kern = ks.elementwise.affine;
+    step.stats.kernel = kern.name;
+    step.fn = [=, this]() {
+      const float* xp = f32(xi);
+      float* yp = f32(yi);
+      pool->parallel_for(N * C, [&](size_t t) {
+        const size_t ch = t % C;
+        kern.fn(1, inner, xp + t * inner, scale + ch, shift + ch, yp + t * inner, &mm);
+      });
+      if (hswish) hswish_pass(N * C * inner);
+    };
+  } else if (n.op == "relu" || n.op == "relu6" || n.op == "hardswish") {
+    c.activation_value(c.in(0), DType::kF32, "input");
+    c.expect_shape(y, c.in(0).shape);
+    c.activation_value(y, DType::kF32, "output");
+    const size_t total = y.numel();
+    if (n.op == "hardswish") {
+      const auto kern = ks.elementwise.hswish;
+      step.stats.kernel = kern.name;
+      step.fn = [=, this]() {
+        const float* xp = f32(xi);
+        float* yp = f32(yi);
+        elementwise_split(total, [=](size_t b, size_t len) { kern.fn(len, xp + b, yp + b); });
+      };
+    } else {
+      const f32_minmax mm{0.0f, n.op == "relu6" ? 6.0f : kInf};
+      const auto kern = ks.elementwise.clamp;
+      step.stats.kernel = kern.name;
+      step.fn = [=, this]() {
+        const float* xp = f32(xi);
+        float* yp = f32(yi);
+        elementwise_split(total, [=](size_t b, size_t len) { kern.fn(len, xp + b, yp + b, &mm); });
+      };
+    }
+  } else if (n.op == "add") {
+    c.activation_value(c.in(0), DType::kF32, "input");
+    const ValueDef& bv = c.in(1);
+    if (bv.dtype != DType::kF32 || bv.shape != c.in(0).shape ||
+        (bv.kind == ValueKind::kConstant && bv.encoding != Encoding::kDense))
+      c.fail("inputs must be f32 of the same shape");
+    c.expect_shape(y, c.in(0).shape);
+    c.activation_value(y, DType::kF32, "output");
+    bool hswish = false;
+    const f32_minmax mm = c.act(&hswish);
+    const size_t total = y.numel();
+    const uint32_t bi = n.inputs[1];
+    const auto kern = ks.elementwise.add;
+    step.stats.kernel = kern.name;
+    step.fn = [=, this]() {
+      const float* ap = f32(xi);
+      const float* bp = f32(bi);
+      float* yp = f32(yi);
+      elementwise_split(total,
+                        [=](size_t b, size_t len) { kern.fn(len, ap + b, bp + b, yp + b, &mm); });
+      if (hswish) hswish_pass(total);
+    };
+  } else if (n.op == "concat") {
+    const size_t rank = y.shape.size();
+    int64_t axis = c.integer("axis", 1);
+    if (axis < 0) axis += int64_t(rank);
+    if (axis < 0 || size_t(axis) >= rank) c.fail("axis out of range");
+    std::vector<int64_t> expect = c.in(0).shape;
+    if (expect.size() != rank) c.fail("inputs must have the output's rank");
+    expect[size_t(axis)] = 0;
+    std::vector<size_t> chunk_bytes;
+    std::vector<uint32_t> ins;
+    size_t outer = 1;
+    for (size_t d = 0; d < size_t(axis); ++d) outer *= size_t(y.shape[d]);
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      const ValueDef& v = c.in(i);
+      if (v.dtype != y.dtype || v.shape.size() != rank ||
+          (v.kind == ValueKind::kConstant && v.encoding != Encoding::kDense))
+        c.fail("input '" + v.name + "' does not match the output's dtype / rank");
+      for (size_t d = 0; d < rank; ++d)
+        if (d != size_t(axis) && v.shape[d] != c.in(0).shape[d])
+          c.fail("input shapes differ off the axis");
+      expect[size_t(axis)] += v.shape[size_t(axis)];
+      chunk_bytes.push_back(v.numel() / outer * dtype_size(v.dtype));
+      ins.push_back(n.inputs[i]);
+    }
+    c.expect_shape(y, expect);
+    if (y.kind == ValueKind::kConstant) c.fail("output is a constant");
+    step.stats.kernel = "memcpy";
+    step.fn = [=, this]() {
+      uint8_t* yp = static_cast<uint8_t*>(buf(yi));
+      for (size_t o = 0; o < outer; ++o)
+        for (size_t i = 0; i < ins.size(); ++i) {
+          std::memcpy(yp, static_cast<const uint8_t*>(buf(ins[i])) + o * chunk_bytes[i],
+                      chunk_bytes[i]);
+          yp += chunk_bytes[i];
+        }
+    };
+  } else if (n.op == "max_pool2d" || n.op == "avg_pool2d") {
+    const ValueDef& x = c.in(0);
+    c.activation_value(x, DType::kF32, "input");
+    if (x.shape.size() != 4) c.fail("input must be [N, C, H, W]");
+    const auto [kh, kw] = c.pair("kernel", {0, 0}, 1);
+    const auto [sh, sw] = c.pair("stride", {kh, kw}, 1);
+    const auto pad = c.padding();
+    const bool ceil_mode = c.integer("ceil_mode", 0) != 0;
+    const bool include_pad = c.integer("count_include_pad", 1) != 0;
+    const int64_t H = x.shape[2], W = x.shape[3];
+    auto out_size = [&](int64_t in, int64_t k, int64_t s, int64_t p0, int64_t p1) {
+      const int64_t span = in + p0 + p1 - k;
+      if (span < 0) c.fail("pooling window larger than the padded input");
+      int64_t o = (span + (ceil_mode ? s - 1 : 0)) / s + 1;
+      // As torch: the last window must start inside the input or the leading padding.
+      if (ceil_mode && (o - 1) * s >= in + p0) --o;
+      return o;
+    };
+    const int64_t Ho = out_size(H, kh, sh, pad[0], pad[2]),
+                  Wo = out_size(W, kw, sw, pad[1], pad[3]);
+    c.expect_shape(y, {x.shape[0], x.shape[1], Ho, Wo});
+    c.activation_value(y, DType::kF32, "output");
+    pool2d_geometry geo{size_t(H),      size_t(W),      size_t(Ho), size_t(Wo),     size_t(kh),
+                        size_t(kw),     size_t(sh),     size_t(sw), size_t(pad[0]), size_t(pad[1]),
+                        size_t(pad[2]), size_t(pad[3]), include_pad};
+    const auto kern = n.op == "max_pool2d" ? ks.pool.max : ks.pool.avg;
+    step.stats.kernel = kern.name;
+    const size_t planes = size_t(x.shape[0] * x.shape[1]);
+    step.fn = [=, this]() {
+      const float* xp = f32(xi);
+      float* yp = f32(yi);
+      pool->parallel_for(planes, [&](size_t t) {
+        kern.fn(&geo, xp + t * geo.h * geo.w, yp + t * geo.ho * geo.wo);
+      });
+    };
+  } else if (n.op == "global_avg_pool") {
+    const ValueDef& x = c.in(0);
+    c.activation_value(x, DType::kF32, "input");
+    if (x.shape.size() != 4) c.fail("input must be [N, C, H, W]");
+    c.expect_shape(y, {x.shape[0], x.shape[1], 1, 1});
+    c.activation_value(y, DType::kF32, "output");
+    const size_t planes = size_t(x.shape[0] * x.shape[1]), pixels = size_t(x.shape[2] * x.shape[3]);
+    const auto kern = ks.pool.global_avg;
+    step.stats.kernel = kern.name;
+    step.fn = [=, this]() { kern.fn(planes, pixels, f32(xi), f32(yi)); };
+  } else if (n.op == "reshape") {
+    const ValueDef& x = c.in(0);
+    if (x.kind == ValueKind::kConstant) c.fail("reshaping a constant is not supported");
+    if (x.numel() != y.numel() || x.dtype != y.dtype)
+      c.fail("reshape " + shape_str(x.shape) + " -> " + shape_str(y.shape) +
+             " changes the element count");
+    if (c.has("shape")) {
+      const auto s = c.ints("shape", {});
+      if (s != y.shape) c.fail("attr 'shape' " + shape_str(s) + " differs from the output shape");
+    }
+    step.stats.kernel = "alias";
+    step.fn = [] {};
+  } else if (n.op == "softmax") {
+    const ValueDef& x = c.in(0);
+    c.activation_value(x, DType::kF32, "input");
+    c.expect_shape(y, x.shape);
+    c.activation_value(y, DType::kF32, "output");
+    const int64_t rank = int64_t(x.shape.size());
+    int64_t axis = c.integer("axis", -1);
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank) c.fail("axis out of range");
+    size_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < axis; ++d) outer *= size_t(x.shape[size_t(d)]);
+    for (int64_t d = axis + 1; d < rank; ++d) inner *= size_t(x.shape[size_t(d)]);
+    const size_t len = size_t(x.shape[size_t(axis)]);
+    const auto kern = ks.elementwise.softmax;
+    step.stats.kernel = kern.name;
+    step.fn = [=, this]() { kern.fn(outer, len, inner, f32(xi), f32(yi)); };
+  } else if (n.op == "quantize" || n.op == "dequantize") {
+    const bool q = n.op == "quantize";
+    const ValueDef& x = c.in(0);
+    c.activation_value(x, q ? DType::kF32 : DType::kU8, "input");
+    c.expect_shape(y, x.shape);
+    c.activation_value(y, q ? DType::kU8 : DType::kF32, "output");
+    const std::vector<double> sc = c.floats("scale");
+    const std::vector<int64_t> zp =
+        c.has("zero_point") ? c.ints("zero_point", {}) : std::vector<int64_t>(sc.size(), 0);
+    const int64_t rank = int64_t(x.shape.size());
+    int64_t axis = c.integer("axis", 1);
+    if (axis < 0) axis += rank;
+    if (sc.empty() || sc.size() != zp.size())
+      c.fail("scale and zero_point need the same count (>= 1)");
+    size_t outer = 1, channels = 1, inner = x.numel();
+    if (sc.size() > 1) {
+      if (axis < 0 || axis >= rank || size_t(x.shape[size_t(axis)]) != sc.size())
+        c.fail("per-channel scale count " + std::to_string(sc.size()) + " does not match axis " +
+               std::to_string(axis) + " of " + shape_str(x.shape));
+      channels = sc.size();
+      for (int64_t d = 0; d < axis; ++d) outer *= size_t(x.shape[size_t(d)]);
+      inner = x.numel() / (outer * channels);
+    }
+    std::vector<float> scale(sc.begin(), sc.end());
+    std::vector<int32_t> zero(zp.size());
+    for (size_t i = 0; i < sc.size(); ++i) {
+      if (!(std::isfinite(scale[i]) && scale[i] > 0.0f))
+        c.fail("scale must be positive and finite");
+      if (zp[i] < 0 || zp[i] > 255) c.fail("zero_point must be in 0..255");
+      zero[i] = int32_t(zp[i]);
+    }
+    step.stats.kernel = q ? "f32_quantize_u8__scalar" : "u8_dequantize_f32__scalar";
+    step.fn = [=, this]() {
+      if (q)
+        f32_quantize_u8__scalar(outer, channels, inner, f32(xi), scale.data(), zero.data(),
+                                static_cast<uint8_t*>(buf(yi)));
+      else
+        u8_dequantize_f32__scalar(outer, channels, inner, static_cast<const uint8_t*>(buf(xi)),
+                                  scale.data(), zero.data(), f32(yi));
+    };
+  } else {
+    c.fail("op not implemented by the native runtime");
+  }
+  steps_.push_back(std::move(step));
+}
+
+}  // namespace edgefit

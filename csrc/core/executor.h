@@ -1,0 +1,79 @@
+// The runtime: loads an artifact, prepares every node once (validates shapes and attributes,
+// picks its kernel from the weight encoding and shapes, packs dense weights; sparse and codebook
+// weights stay compressed in the mmap'd file), plans the arena, and runs the graph.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "core/loader.h"
+#include "core/thread_pool.h"
+
+namespace edgefit {
+
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  DType dtype = DType::kF32;
+  size_t bytes() const;
+};
+
+struct NodeStats {
+  std::string name, op, kernel;
+  double last_us = 0.0;  // time of this node in the last run
+};
+
+class Runtime {
+ public:
+  // isa: "" for the best this CPU has, or a cap ("scalar", "avx2", "avx512", "neon").
+  Runtime(const std::string& path, size_t threads = 1, const std::string& isa = "");
+  Runtime(Model model, size_t threads, const std::string& isa);
+  ~Runtime();
+
+  const std::vector<TensorSpec>& inputs() const { return inputs_; }
+  const std::vector<TensorSpec>& outputs() const { return outputs_; }
+  // Runs the graph. inputs[i]: inputs()[i].bytes() readable bytes (used in place, never
+  // written); outputs[i]: outputs()[i].bytes() writable bytes. Serialised by a mutex.
+  void run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs);
+
+  std::vector<NodeStats> nodes() const;
+  // Activation arena + shared scratch + per-thread scratch (im2col chunks, padded channels).
+  size_t peak_bytes() const {
+    return arena_bytes_ + scratch_bytes_ + thread_bytes_ * pool_->threads();
+  }
+  size_t threads() const { return pool_->threads(); }
+  const char* isa() const { return isa_name(kernels_.isa); }
+  const std::map<std::string, std::string>& meta() const { return model_.meta; }
+
+ private:
+  struct Step {
+    NodeStats stats;
+    std::function<void()> fn;
+  };
+  void prepare();
+  void prepare_node(size_t index);
+  float* f32(uint32_t v) const { return static_cast<float*>(bufs_[v]); }
+  void* buf(uint32_t v) const { return bufs_[v]; }
+
+  Model model_;
+  KernelSet kernels_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::vector<TensorSpec> inputs_, outputs_;
+  std::vector<Step> steps_;
+  std::vector<std::vector<float>> owned_;  // packed / decoded weights
+  std::vector<uint32_t> root_;             // storage root of every value (aliases resolved)
+  std::vector<size_t> offset_;             // arena offset of every arena root
+  std::vector<void*> bufs_;                // resolved pointer of every value (per run)
+  std::vector<int> input_slot_;            // root -> graph input index, or -1
+  size_t arena_bytes_ = 0, scratch_bytes_ = 0, thread_bytes_ = 0;
+  uint8_t* arena_ = nullptr;
+  float* scratch_ = nullptr;
+  mutable std::mutex mu_;
+};
+
+}  // namespace edgefit

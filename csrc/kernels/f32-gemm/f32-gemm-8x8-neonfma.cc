@@ -1,0 +1,242 @@
+// NEON+FMA f32 GEMM microkernel, 8 rows x 8 columns: 16 named q-register accumulators, one
+// vfmaq_laneq_f32 per accumulator per k (8 weights in two q registers, 8 B values in two).
+// Named accumulators rather than an array: GCC 12 spilled a [8][2] float32x4_t array to the stack.
+// Column tails: 4 columns with the same tile halved, then 1..3 columns loaded lane by lane (never
+// reading past column n of B).
+#include <arm_neon.h>
+
+#include "kernels/f32-gemm/f32-gemm.h"
+
+namespace edgefit {
+namespace {
+
+constexpr size_t MR = 8;
+
+// 1..3 floats into the low lanes of a vector; the other lanes are zero.
+inline float32x4_t load_partial(const float* p, size_t n) {
+  float32x4_t v = vdupq_n_f32(0.0f);
+  v = vld1q_lane_f32(p, v, 0);
+  if (n > 1) v = vld1q_lane_f32(p + 1, v, 1);
+  if (n > 2) v = vld1q_lane_f32(p + 2, v, 2);
+  return v;
+}
+
+inline void store_partial(float* p, float32x4_t v, size_t n) {
+  vst1q_lane_f32(p, v, 0);
+  if (n > 1) vst1q_lane_f32(p + 1, v, 1);
+  if (n > 2) vst1q_lane_f32(p + 2, v, 2);
+}
+
+inline float32x4_t clamp(float32x4_t v, float32x4_t lo, float32x4_t hi) {
+  return vminq_f32(vmaxq_f32(v, lo), hi);
+}
+
+// 8 rows x 4 columns (full = 4 columns, else `nr` < 4 columns loaded and stored lane by lane).
+template <bool full>
+inline void tile_8x4(size_t mr, size_t nr, size_t k, const float* panel, const float* b, size_t ldb,
+                     float* c, size_t ldc, float32x4_t vmin, float32x4_t vmax) {
+  const float32x4_t bias0123 = vld1q_f32(panel);
+  const float32x4_t bias4567 = vld1q_f32(panel + 4);
+  float32x4_t c0 = vdupq_laneq_f32(bias0123, 0);
+  float32x4_t c1 = vdupq_laneq_f32(bias0123, 1);
+  float32x4_t c2 = vdupq_laneq_f32(bias0123, 2);
+  float32x4_t c3 = vdupq_laneq_f32(bias0123, 3);
+  float32x4_t c4 = vdupq_laneq_f32(bias4567, 0);
+  float32x4_t c5 = vdupq_laneq_f32(bias4567, 1);
+  float32x4_t c6 = vdupq_laneq_f32(bias4567, 2);
+  float32x4_t c7 = vdupq_laneq_f32(bias4567, 3);
+  const float* w = panel + MR;
+  for (size_t kk = 0; kk < k; ++kk) {
+    const float32x4_t w0123 = vld1q_f32(w);
+    const float32x4_t w4567 = vld1q_f32(w + 4);
+    w += MR;
+    const float32x4_t bv = full ? vld1q_f32(b) : load_partial(b, nr);
+    b += ldb;
+    c0 = vfmaq_laneq_f32(c0, bv, w0123, 0);
+    c1 = vfmaq_laneq_f32(c1, bv, w0123, 1);
+    c2 = vfmaq_laneq_f32(c2, bv, w0123, 2);
+    c3 = vfmaq_laneq_f32(c3, bv, w0123, 3);
+    c4 = vfmaq_laneq_f32(c4, bv, w4567, 0);
+    c5 = vfmaq_laneq_f32(c5, bv, w4567, 1);
+    c6 = vfmaq_laneq_f32(c6, bv, w4567, 2);
+    c7 = vfmaq_laneq_f32(c7, bv, w4567, 3);
+  }
+  // An if-chain rather than a loop over an array of the results, which GCC puts on the stack.
+  auto store = [&](size_t i, float32x4_t v) {
+    v = clamp(v, vmin, vmax);
+    if (full)
+      vst1q_f32(c + i * ldc, v);
+    else
+      store_partial(c + i * ldc, v, nr);
+  };
+  store(0, c0);
+  if (mr > 1) store(1, c1);
+  if (mr > 2) store(2, c2);
+  if (mr > 3) store(3, c3);
+  if (mr > 4) store(4, c4);
+  if (mr > 5) store(5, c5);
+  if (mr > 6) store(6, c6);
+  if (mr > 7) store(7, c7);
+}
+
+}  // namespace
+
+void f32_gemm_ukernel_8x8__neonfma(size_t mr, size_t n, size_t k, const float* panel,
+                                   const float* b, size_t ldb, float* c, size_t ldc,
+                                   const f32_minmax* params) {
+  const float32x4_t vmin = vdupq_n_f32(params->min);
+  const float32x4_t vmax = vdupq_n_f32(params->max);
+  const float32x4_t bias0123 = vld1q_f32(panel);
+  const float32x4_t bias4567 = vld1q_f32(panel + 4);
+  size_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    // Row r of the tile: c{r}a holds columns j..j+3, c{r}b columns j+4..j+7.
+    float32x4_t c0a = vdupq_laneq_f32(bias0123, 0), c0b = c0a;
+    float32x4_t c1a = vdupq_laneq_f32(bias0123, 1), c1b = c1a;
+    float32x4_t c2a = vdupq_laneq_f32(bias0123, 2), c2b = c2a;
+    float32x4_t c3a = vdupq_laneq_f32(bias0123, 3), c3b = c3a;
+    float32x4_t c4a = vdupq_laneq_f32(bias4567, 0), c4b = c4a;
+    float32x4_t c5a = vdupq_laneq_f32(bias4567, 1), c5b = c5a;
+    float32x4_t c6a = vdupq_laneq_f32(bias4567, 2), c6b = c6a;
+    float32x4_t c7a = vdupq_laneq_f32(bias4567, 3), c7b = c7a;
+    const float* w = panel + MR;
+    const float* bp = b + j;
+    for (size_t kk = 0; kk < k; ++kk) {
+      const float32x4_t w0123 = vld1q_f32(w);
+      const float32x4_t w4567 = vld1q_f32(w + 4);
+      w += MR;
+      const float32x4_t ba = vld1q_f32(bp);
+      const float32x4_t bb = vld1q_f32(bp + 4);
+      bp += ldb;
+      c0a = vfmaq_laneq_f32(c0a, ba, w0123, 0);
+      c0b = vfmaq_laneq_f32(c0b, bb, w0123, 0);
+      c1a = vfmaq_laneq_f32(c1a, ba, w0123, 1);
+      c1b = vfmaq_laneq_f32(c1b, bb, w0123, 1);
+      c2a = vfmaq_laneq_f32(c2a, ba, w0123, 2);
+      c2b = vfmaq_laneq_f32(c2b, bb, w0123, 2);
+      c3a = vfmaq_laneq_f32(c3a, ba, w0123, 3);
+      c3b = vfmaq_laneq_f32(c3b, bb, w0123, 3);
+      c4a = vfmaq_laneq_f32(c4a, ba, w4567, 0);
+      c4b = vfmaq_laneq_f32(c4b, bb, w4567, 0);
+      c5a = vfmaq_laneq_f32(c5a, ba, w4567, 1);
+      c5b = vfmaq_laneq_f32(c5b, bb, w4567, 1);
+      c6a = vfmaq_laneq_f32(c6a, ba, w4567, 2);
+      c6b = vfmaq_laneq_f32(c6b, bb, w4567, 2);
+      c7a = vfmaq_laneq_f32(c7a, ba, w4567, 3);
+      c7b = vfmaq_laneq_f32(c7b, bb, w4567, 3);
+    }
+    // Stores row by row with an early exit, so no accumulator needs an addressable array.
+    float* cr = c + j;
+    vst1q_f32(cr, clamp(c0a, vmin, vmax));
+    vst1q_f32(cr + 4, clamp(c0b, vmin, vmax));
+    if (mr > 1) {
+      cr += ldc;
+      vst1q_f32(cr, clamp(c1a, vmin, vmax));
+      vst1q_f32(cr + 4, clamp(c1b, vmin, vmax));
+    }
+    if (mr > 2) {
+      cr += ldc;
+      vst1q_f32(cr, clamp(c2a, vmin, vmax));
+      vst1q_f32(cr + 4, clamp(c2b, vmin, vmax));
+    }
+    if (mr > 3) {
+      cr += ldc;
+      vst1q_f32(cr, clamp(c3a, vmin, vmax));
+      vst1q_f32(cr + 4, clamp(c3b, vmin, vmax));
+    }
+    if (mr > 4) {
+      cr += ldc;
+      vst1q_f32(cr, clamp(c4a, vmin, vmax));
+      vst1q_f32(cr + 4, clamp(c4b, vmin, vmax));
+    }
+    if (mr > 5) {
+      cr += ldc;
+      vst1q_f32(cr, clamp(c5a, vmin, vmax));
+      vst1q_f32(cr + 4, clamp(c5b, vmin, vmax));
+    }
+    if (mr > 6) {
+      cr += ldc;
+      vst1q_f32(cr, clamp(c6a, vmin, vmax));
+      vst1q_f32(cr + 4, clamp(c6b, vmin, vmax));
+    }
+    if (mr > 7) {
+      cr += ldc;
+      vst1q_f32(cr, clamp(c7a, vmin, vmax));
+      vst1q_f32(cr + 4, clamp(c7b, vmin, vmax));
+    }
+  }
+  if (j + 4 <= n) {
+    tile_8x4<true>(mr, 4, k, panel, b + j, ldb, c + j, ldc, vmin, vmax);
+    j += 4;
+  }
+  if (j < n) tile_8x4<false>(mr, n - j, k, panel, b + j, ldb, c + j, ldc, vmin, vmax);
+}
+
+// 4 rows at a time, 4 k lanes per fmla (8 k per step): accumulator vectors per row, reduced
+// pairwise at the end so the 4 results land in one vector (bias add, clamp and a single store).
+void f32_gemv_ukernel_4x4__neonfma(size_t m, size_t k, const float* w, const float* bias,
+                                   const float* x, float* y, const f32_minmax* params) {
+  const float32x4_t vmin = vdupq_n_f32(params->min);
+  const float32x4_t vmax = vdupq_n_f32(params->max);
+  size_t i = 0;
+  for (; i + 4 <= m; i += 4) {
+    const float* w0 = w + i * k;
+    const float* w1 = w0 + k;
+    const float* w2 = w1 + k;
+    const float* w3 = w2 + k;
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    float32x4_t b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    size_t kk = 0;
+    // 8 k per step in two accumulator sets: paired loads, half the loop overhead per fmla.
+    for (; kk + 8 <= k; kk += 8) {
+      const float32x4_t xa = vld1q_f32(x + kk), xb = vld1q_f32(x + kk + 4);
+      a0 = vfmaq_f32(a0, vld1q_f32(w0 + kk), xa);
+      b0 = vfmaq_f32(b0, vld1q_f32(w0 + kk + 4), xb);
+      a1 = vfmaq_f32(a1, vld1q_f32(w1 + kk), xa);
+      b1 = vfmaq_f32(b1, vld1q_f32(w1 + kk + 4), xb);
+      a2 = vfmaq_f32(a2, vld1q_f32(w2 + kk), xa);
+      b2 = vfmaq_f32(b2, vld1q_f32(w2 + kk + 4), xb);
+      a3 = vfmaq_f32(a3, vld1q_f32(w3 + kk), xa);
+      b3 = vfmaq_f32(b3, vld1q_f32(w3 + kk + 4), xb);
+    }
+    a0 = vaddq_f32(a0, b0);
+    a1 = vaddq_f32(a1, b1);
+    a2 = vaddq_f32(a2, b2);
+    a3 = vaddq_f32(a3, b3);
+    if (kk + 4 <= k) {
+      const float32x4_t xv = vld1q_f32(x + kk);
+      a0 = vfmaq_f32(a0, vld1q_f32(w0 + kk), xv);
+      a1 = vfmaq_f32(a1, vld1q_f32(w1 + kk), xv);
+      a2 = vfmaq_f32(a2, vld1q_f32(w2 + kk), xv);
+      a3 = vfmaq_f32(a3, vld1q_f32(w3 + kk), xv);
+      kk += 4;
+    }
+    float32x4_t sum = vpaddq_f32(vpaddq_f32(a0, a1), vpaddq_f32(a2, a3));
+    if (kk < k) {
+      // k tail: the same dot products over the remaining 1..3 columns, lane by lane.
+      float32x4_t t = vdupq_n_f32(0.0f);
+      for (; kk < k; ++kk) {
+        float32x4_t wv = vdupq_n_f32(w0[kk]);
+        wv = vsetq_lane_f32(w1[kk], wv, 1);
+        wv = vsetq_lane_f32(w2[kk], wv, 2);
+        wv = vsetq_lane_f32(w3[kk], wv, 3);
+        t = vfmaq_n_f32(t, wv, x[kk]);
+      }
+      sum = vaddq_f32(sum, t);
+    }
+    if (bias != nullptr) sum = vaddq_f32(sum, vld1q_f32(bias + i));
+    vst1q_f32(y + i, clamp(sum, vmin, vmax));
+  }
+  for (; i < m; ++i) {
+    const float* wr = w + i * k;
+    float32x4_t a = vdupq_n_f32(0.0f);
+    size_t kk = 0;
+    for (; kk + 4 <= k; kk += 4) a = vfmaq_f32(a, vld1q_f32(wr + kk), vld1q_f32(x + kk));
+    float s = vaddvq_f32(a);
+    for (; kk < k; ++kk) s += wr[kk] * x[kk];
+    if (bias != nullptr) s += bias[i];
+    y[i] = f32_clamp(s, params);
+  }
+}
+
+}  // namespace edgefit

@@ -1,0 +1,106 @@
+"""`Session`: runs a native `.efm` artifact through edgefit's C++ runtime (the `_native` module).
+
+A thin layer: it turns loader errors into `ArtifactError` (one clear line in the CLI) and a
+missing build into a `UserError` that says how to build it; everything else is the C++ core.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from edgefit.errors import UserError
+
+
+def _native() -> Any:
+    try:
+        from edgefit.runtime import _native
+    except ImportError as exc:  # pragma: no cover - only without a built extension
+        raise UserError(
+            f"the native runtime is not built ({exc}); run '.venv/bin/pip install --no-build-isolation -e .'"
+        ) from None
+    return _native
+
+
+class InputError(UserError, ValueError):
+    """Feeds that do not match the model's inputs (name, shape or dtype)."""
+
+
+class Session:
+    """One loaded model. `run` is thread-safe (calls on one session are serialised; use one
+    session per thread for parallel requests); the GIL is released while the graph runs.
+
+    `threads` is the size of the runtime's own thread pool; `isa` caps the kernels used
+    ("scalar", "avx2", "avx512", "neon"; default: the best this CPU runs) so tests can compare
+    every variant with the scalar reference."""
+
+    def __init__(self, path: str | os.PathLike[str], threads: int = 1, isa: str | None = None) -> None:
+        from edgefit.compiler.artifact import ArtifactError
+
+        native = _native()
+        if not os.path.isfile(path):
+            raise UserError(f"{path}: no such artifact")
+        try:
+            self._s = native.Session(os.fspath(path), int(threads), isa)
+        except native.LoadError as exc:
+            raise ArtifactError(str(exc)) from None
+        self.path = os.fspath(path)
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the graph on `feeds` (graph input name -> array); returns graph output name -> array.
+        C-contiguous arrays of the input's dtype are read in place; outputs are new arrays."""
+        try:
+            return self._s.run(dict(feeds))
+        except ValueError as exc:
+            raise InputError(f"{self.path}: {exc}") from None
+
+    @property
+    def inputs(self) -> list[dict[str, Any]]:
+        """Graph inputs: [{"name", "shape", "dtype"}] in the artifact's order."""
+        return self._s.inputs
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        return self._s.outputs
+
+    @property
+    def nodes(self) -> list[dict[str, str]]:
+        """Every node with the kernel the runtime chose for it: [{"name", "op", "kernel"}]."""
+        return self._s.nodes
+
+    def kernel_of(self, node: str) -> str:
+        return self._s.kernel_of(node)
+
+    def profile(self) -> list[dict[str, Any]]:
+        """Per-node timings of the last run: [{"name", "op", "kernel", "us"}]."""
+        return self._s.profile()
+
+    @property
+    def peak_bytes(self) -> int:
+        """Activation arena + scratch bytes (weights stay in the mmap'd file)."""
+        return self._s.peak_bytes
+
+    @property
+    def threads(self) -> int:
+        return self._s.threads
+
+    @property
+    def isa(self) -> str:
+        return self._s.isa
+
+    @property
+    def meta(self) -> dict[str, str]:
+        return self._s.meta
+
+
+def kernels() -> list[dict[str, Any]]:
+    """Every kernel variant in this build: [{"name", "family", "isa", "available"}]."""
+    return _native().kernels()
+
+
+def cpu() -> dict[str, Any]:
+    """CPU features the kernel dispatch sees."""
+    return _native().cpu()
