@@ -1,0 +1,117 @@
+"""Weight encodings -> TFLite weight tensors: dense, sparse + DENSIFY, codebook GATHER, int8 + DEQUANTIZE.
+
+Each returns the index of a float tensor (fp32 export) or a per-channel int8 tensor (int8 export)
+holding the weight in the layout the consuming op wants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import tflite
+
+from edgefit.compiler.backends.tflite.context import Lowering
+from edgefit.compiler.backends.tflite.flatmodel import Quant, Sparsity, Tensor
+from edgefit.compiler.encodings import BlockSparse, Codebook, Dense, Int8PerChannel, WeightEncoding
+
+Layout = Callable[[np.ndarray], np.ndarray]
+OP = tflite.BuiltinOperator
+
+
+def weight_tensor(ctx: Lowering, name: str, enc: WeightEncoding, layout: Layout, axis: int) -> int:
+    """The weight `name` for a conv/linear op; `layout` maps the IR's [O, ...] array to the op's
+    layout and `axis` is where the output channel ends up (the quantized dimension)."""
+    if ctx.int8:
+        return _int8_weight(ctx, name, enc, layout, axis)
+    if isinstance(enc, BlockSparse) and ctx.sparse == "densify-op":
+        return _sparse(ctx, name, layout(enc.to_dense()))
+    if isinstance(enc, Codebook) and ctx.codebook == "gather":
+        return _gather(ctx, name, enc, layout, axis)
+    if isinstance(enc, Int8PerChannel):
+        q = ctx.model.constant(
+            f"{name}/q", layout(enc.q), Quant(enc.scale.tolist(), [0] * len(enc.scale), axis)
+        )
+        out = ctx.model.activation(name, layout(enc.q).shape)
+        ctx.model.op(OP.DEQUANTIZE, [q], [out])
+        return out
+    if not isinstance(enc, Dense | BlockSparse | Codebook | Int8PerChannel):
+        raise TypeError(f"unknown weight encoding {type(enc).__name__}")
+    return ctx.model.constant(name, layout(enc.to_dense().astype(np.float32)))
+
+
+def _sparse(ctx: Lowering, name: str, w: np.ndarray) -> int:
+    """CSR over the innermost axis (input channels), dense outer axes; DENSIFY in front of the op is
+    what lets XNNPACK take the weight (and engage its sparse kernels when the subgraph allows)."""
+    rows = w.reshape(-1, w.shape[-1])
+    mask = rows != 0
+    segments = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.int32)
+    indices = np.nonzero(mask)[1].astype(np.int32)
+    values = rows[mask].astype(np.float32)
+    sp = Sparsity(tuple(w.shape), segments, indices)
+    src = ctx.model.add_tensor(
+        Tensor(f"{name}/sparse", tuple(w.shape), np.dtype(np.float32), values.tobytes(), None, sp)
+    )
+    out = ctx.model.activation(name, w.shape)
+    ctx.model.op(OP.DENSIFY, [src], [out])
+    ctx.stats["sparse_tensors"] += 1
+    return out
+
+
+def _gather(ctx: Lowering, name: str, enc: Codebook, layout: Layout, axis: int) -> int:
+    """Indices (one byte each) + CAST to int32 + GATHER from the flattened tables: the weight stays
+    compressed in the file and is decoded on every invoke (GATHER wants int32 indices)."""
+    entries = 2**enc.bits
+    n_tables = enc.table.shape[0]
+    codes = enc.group.astype(np.int64)[:, None] * entries + enc.indices().astype(np.int64)
+    codes = layout(codes.reshape(enc.shape))
+    code_dtype = np.uint8 if n_tables * entries <= 256 else np.int16
+    idx = ctx.model.constant(f"{name}/codes", codes.astype(code_dtype))
+    idx32 = ctx.model.activation(f"{name}/codes_i32", codes.shape, np.int32)
+    ctx.model.op(OP.CAST, [idx], [idx32], _cast_options(code_dtype))
+    table = ctx.model.constant(f"{name}/table", enc.table.reshape(-1).astype(np.float32))
+    gathered = name if np.all(enc.row_scale == 1) else f"{name}/unscaled"
+    out = ctx.model.activation(gathered, codes.shape)
+    ctx.model.op(OP.GATHER, [table, idx32], [out], _gather_options)
+    ctx.stats["gather_tensors"] += 1
+    if gathered == name:
+        return out
+    bshape = [1] * codes.ndim
+    bshape[axis] = -1
+    scale = ctx.model.constant(f"{name}/row_scale", enc.row_scale.reshape(bshape).astype(np.float32))
+    scaled = ctx.model.activation(name, codes.shape)
+    ctx.model.op(OP.MUL, [out, scale], [scaled], _mul_options)
+    return scaled
+
+
+def _int8_weight(ctx: Lowering, name: str, enc: WeightEncoding, layout: Layout, axis: int) -> int:
+    """Symmetric per-channel int8 (zero point 0, as TFLite requires for weights)."""
+    q8 = (
+        enc
+        if isinstance(enc, Int8PerChannel)
+        else Int8PerChannel.from_dense(enc.to_dense().astype(np.float32))
+    )
+    return ctx.model.constant(name, layout(q8.q), Quant(q8.scale.tolist(), [0] * len(q8.scale), axis))
+
+
+def _cast_options(src: type) -> Callable:
+    from edgefit.compiler.backends.tflite.flatmodel import TENSOR_TYPES
+
+    def write(b):
+        tflite.CastOptionsStart(b)
+        tflite.CastOptionsAddInDataType(b, TENSOR_TYPES[np.dtype(src)])
+        tflite.CastOptionsAddOutDataType(b, tflite.TensorType.INT32)
+        return tflite.BuiltinOptions.CastOptions, tflite.CastOptionsEnd(b)
+
+    return write
+
+
+def _gather_options(b):
+    tflite.GatherOptionsStart(b)
+    tflite.GatherOptionsAddAxis(b, 0)
+    return tflite.BuiltinOptions.GatherOptions, tflite.GatherOptionsEnd(b)
+
+
+def _mul_options(b):
+    tflite.MulOptionsStart(b)
+    return tflite.BuiltinOptions.MulOptions, tflite.MulOptionsEnd(b)
