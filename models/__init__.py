@@ -50,7 +50,34 @@ def create(name: str, **kwargs: object) -> nn.Module:
         raise UserError(
             f"{name} does not take option(s) {', '.join(unknown)}; it takes {', '.join(accepted)}"
         )
-    return factory(**kwargs).eval()
+    model = factory(**kwargs)
+    if name != "digits_cnn":  # the digits model is trained for real (models/pretrained.py)
+        calibrate_batch_norm(model, int(kwargs.get("seed", 0)))  # type: ignore[call-overload]
+    return model.eval()
+
+
+@torch.no_grad()
+def calibrate_batch_norm(model: nn.Module, seed: int = 0, batches: int = 1, batch_size: int = 4) -> None:
+    """Set every BatchNorm's running statistics from forward passes on seeded random images.
+
+    Freshly initialised BN layers hold mean 0 / variance 1, so in eval mode they pass the conv
+    outputs through unnormalised and activations shrink layer after layer (a seeded MobileNetV2's
+    logits come out near 1e-9): comparisons against such a model are degenerate. With statistics
+    measured on data-like inputs each stage is normalised, as in a trained network. Loading real
+    weights replaces these buffers."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    g = torch.Generator().manual_seed(seed + 1)
+    model.train()
+    for _ in range(batches):
+        model(torch.randn(batch_size, 3, 224, 224, generator=g))
+    for m in norms:
+        m.momentum = 0.1
+    model.eval()
 
 
 def example_input(name: str, batch: int = 1) -> torch.Tensor:

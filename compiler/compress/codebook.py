@@ -12,12 +12,10 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader, Dataset
 
-from edgefit.compiler.compress.policy import LayerPolicy, select_weights
+from edgefit.compiler.compress.policy import ALL_LAYERS, LayerPolicy, select_weights
 from edgefit.compiler.compress.training import cosine_lr, cross_entropy_loss, fit
 from edgefit.compiler.encodings import Codebook
 from edgefit.errors import UserError
-
-ALL_LAYERS = LayerPolicy(skip_first_conv=False, skip_classifier=False)
 
 
 def kmeans_1d(values: np.ndarray, k: int, iters: int = 30) -> tuple[np.ndarray, np.ndarray]:

@@ -10,12 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgefit.compiler.compress.policy import LayerPolicy, select_weights
+from edgefit.compiler.compress.policy import ALL_LAYERS, LayerPolicy, select_weights
 from edgefit.compiler.encodings import Int8PerChannel
 from edgefit.compiler.ir import Graph
 from edgefit.errors import UserError
-
-ALL_LAYERS = LayerPolicy(skip_first_conv=False, skip_classifier=False)
 
 
 @torch.no_grad()

@@ -16,13 +16,22 @@ _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 @dataclass(frozen=True)
 class LayerPolicy:
     """`include`/`exclude` are fnmatch patterns on the module path ("features.3.conv.*");
-    an empty `include` means every layer. `pointwise_only` keeps only 1x1 ungrouped convs."""
+    an empty `include` means every layer. `pointwise_only` keeps only 1x1 ungrouped convs;
+    `skip_grouped` leaves grouped (depthwise) convs alone."""
 
     skip_first_conv: bool = True
     skip_classifier: bool = True
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     pointwise_only: bool = False
+    skip_grouped: bool = False
+
+
+#: Every conv/linear weight (codebooks and int8 suit all layers).
+ALL_LAYERS = LayerPolicy(skip_first_conv=False, skip_classifier=False)
+#: Sparsity's default, as Fast Sparse ConvNets: first conv, classifier and depthwise convs stay
+#: dense (a 9-weight depthwise filter has little to skip, and no sparse kernel runs grouped convs).
+SPARSE_DEFAULT = LayerPolicy(skip_grouped=True)
 
 
 def _is_pointwise(m: nn.Module) -> bool:
@@ -59,6 +68,8 @@ def select_weights(model: nn.Module, policy: LayerPolicy = LayerPolicy()) -> dic
         if any(fnmatch(name, p) for p in policy.exclude):
             continue
         if policy.pointwise_only and not _is_pointwise(m):
+            continue
+        if policy.skip_grouped and isinstance(m, _CONVS) and m.groups > 1:
             continue
         if id(m.weight) in seen:  # a tied weight is compressed once, under its first name
             continue

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from edgefit.compiler.compress.policy import LayerPolicy, select_weights
+from edgefit.compiler.compress.policy import SPARSE_DEFAULT, LayerPolicy, select_weights
 from edgefit.compiler.compress.training import cosine_lr, cross_entropy_loss, fit, register_after_step
 from edgefit.compiler.encodings import BlockSparse
 from edgefit.errors import UserError
@@ -95,7 +95,7 @@ def magnitude_prune(
     sparsity: float,
     *,
     block: int = 1,
-    policy: LayerPolicy = LayerPolicy(),  # noqa: B008 (frozen, never mutated)
+    policy: LayerPolicy = SPARSE_DEFAULT,
 ) -> PruningPlan:
     """One-shot: zero the `sparsity` fraction of each selected layer's blocks, smallest L2 norm first."""
     _check(sparsity, block)
@@ -124,7 +124,7 @@ class GradualPruner:
         n_steps: int,
         frequency: int = 100,
         block: int = 1,
-        policy: LayerPolicy = LayerPolicy(),  # noqa: B008 (frozen, never mutated)
+        policy: LayerPolicy = SPARSE_DEFAULT,
     ) -> None:
         _check(final_sparsity, block)
         _check(initial_sparsity, block)
@@ -206,7 +206,7 @@ def prune_and_finetune(
     *,
     epochs: int,
     block: int = 1,
-    policy: LayerPolicy = LayerPolicy(),  # noqa: B008 (frozen, never mutated)
+    policy: LayerPolicy = SPARSE_DEFAULT,
     lr: float = 1e-3,
     progress: bool = True,
     checkpoint: Path | None = None,
