@@ -23,5 +23,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch is pinned to the CPU build: an unpinned torch would pull gigabytes of CUDA packages.
 .venv/bin/pip install -q --disable-pip-version-check scikit-build-core pybind11 ninja cmake "torch==2.13.0"
-.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation -e ".[backends,deploy,harness,dev]"
+.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation -e ".[backends,split,harness,dev]"
 echo "setup: done (.venv ready; run '.venv/bin/edgefit --help')"
