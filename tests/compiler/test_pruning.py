@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from edgefit.compiler.compress.policy import LayerPolicy, select_weights
+from edgefit.compiler.compress.policy import SPARSE_DEFAULT, LayerPolicy, select_weights
 from edgefit.compiler.compress.pruning import (
     GradualPruner,
     magnitude_prune,
@@ -84,7 +84,12 @@ def test_schedule_values() -> None:
 
 def test_policy_selects_middle_layers() -> None:
     model = Small()
-    assert list(select_weights(model)) == ["body.0.weight", "body.2.weight", "body.3.weight", "fc.weight"]
+    assert list(select_weights(model)) == [
+        "body.0.weight",
+        "body.2.weight",
+        "body.3.weight",
+        "fc.weight",
+    ]
     all_w = select_weights(model, LayerPolicy(skip_first_conv=False, skip_classifier=False))
     assert list(all_w) == [
         "stem.weight",
@@ -107,7 +112,7 @@ def test_one_shot_unstructured() -> None:
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     plan = magnitude_prune(model, 0.75)
     _assert_plan_exact(model, plan)
-    assert set(plan) == set(select_weights(model))
+    assert set(plan) == set(select_weights(model, SPARSE_DEFAULT))
     for name, enc in plan.items():
         assert isinstance(enc, BlockSparse) and enc.block == 1
         w, w0 = model.get_parameter(name).detach(), before[name]
@@ -238,7 +243,7 @@ def test_prune_and_finetune_resumes_exactly(tmp_path) -> None:
     assert plan_a.keys() == plan_b.keys()
     for k, v in straight.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[k]), k
-    for w in select_weights(resumed).values():
+    for w in select_weights(resumed, SPARSE_DEFAULT).values():
         assert (w == 0).float().mean().item() == pytest.approx(0.7, abs=0.01)
 
 
@@ -281,9 +286,11 @@ def test_layer_stats_of_a_pruned_model() -> None:
         else:
             assert r.kind == "dense" and r.bytes == 4 * p.numel() and r.bits_per_weight == 32.0
     s = summarize(rows)
-    assert s["compressed"]["layers"] == 4 and s["all"]["layers"] == 6
+    assert s["compressed"]["layers"] == 3 and s["all"]["layers"] == 6
     assert s["all"]["params"] == sum(r.params for r in rows)
     assert s["all"]["bytes"] == sum(r.bytes for r in rows)
     assert s["compressed"]["sparsity"] == pytest.approx(0.9, abs=0.02)
-    assert s["all"]["sparsity"] < s["compressed"]["sparsity"]  # the dense first conv and classifier count too
+    assert (
+        s["all"]["sparsity"] < s["compressed"]["sparsity"]
+    )  # the dense first conv, depthwise conv and classifier count too
     assert by_name["fc.weight"].bits_per_weight < 32 * 0.2  # 1x2 blocks: value + column index per block
