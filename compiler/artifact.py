@@ -28,7 +28,7 @@ from edgefit.compiler.encodings import (
 from edgefit.compiler.ir import OPS, Graph, Node, Value, freeze
 
 MAGIC = b"EDGEFIT\0"
-VERSION = (1, 0)
+VERSION = (1, 1)
 HEADER = struct.Struct("<8sHHIQQQQQII")
 assert HEADER.size == 64
 ALIGN = 64
@@ -36,6 +36,8 @@ ALIGN = 64
 DTYPE_IDS = {"f32": 0, "f16": 1, "i8": 2, "u8": 3, "i32": 4}
 DTYPE_NP = {"f32": np.float32, "f16": np.float16, "i8": np.int8, "u8": np.uint8, "i32": np.int32}
 KIND_ACTIVATION, KIND_CONSTANT, KIND_INPUT = 0, 1, 2
+#: Codebook flags (third param): group map stored as u8; row_scale omitted (all ones).
+CODEBOOK_U8_GROUP, CODEBOOK_UNIT_SCALE = 1, 2
 ATTR_INTS, ATTR_FLOATS, ATTR_STRING, ATTR_INT, ATTR_FLOAT = 0, 1, 2, 3, 4
 
 
@@ -51,7 +53,13 @@ def _blobs_of(enc: WeightEncoding) -> tuple[list[np.ndarray], list[int]]:
     if isinstance(enc, BlockSparse):
         return [enc.row_ptr, enc.col_idx, enc.values], [enc.block]
     if isinstance(enc, Codebook):
-        return [enc.packed, enc.table, enc.group, enc.row_scale], [enc.bits, enc.table.shape[0]]
+        flags = (CODEBOOK_U8_GROUP if enc.compact_group else 0) | (
+            CODEBOOK_UNIT_SCALE if enc.unit_scale else 0
+        )
+        blobs = [enc.packed, enc.table, enc.group.astype(np.uint8 if enc.compact_group else np.int32)]
+        if not enc.unit_scale:
+            blobs.append(enc.row_scale)
+        return blobs, [enc.bits, enc.table.shape[0], flags]
     raise TypeError(f"unknown weight encoding {type(enc).__name__}")
 
 
@@ -260,10 +268,18 @@ def _expected_blob_sizes(
         nnzb = blob_sizes[1] // 4
         return [4 * (o // block + 1), 4 * nnzb, 4 * nnzb * block]
     if enc_id == 3:
-        bits, groups = params
-        if not 2 <= bits <= 8 or groups < 1:
-            raise ArtifactError(f"codebook bits {bits} / groups {groups} out of range")
-        return [o * ((k * bits + 7) // 8), 4 * groups * (1 << bits), 4 * o, 4 * o]
+        if len(params) not in (2, 3):
+            raise ArtifactError("codebook needs params (bits, groups[, flags])")
+        bits, groups = params[:2]
+        flags = params[2] if len(params) == 3 else 0
+        if not 2 <= bits <= 8 or groups < 1 or flags & ~3 or (flags & CODEBOOK_U8_GROUP and groups > 256):
+            raise ArtifactError(f"codebook bits {bits} / groups {groups} / flags {flags} out of range")
+        sizes = [
+            o * ((k * bits + 7) // 8),
+            4 * groups * (1 << bits),
+            o if flags & CODEBOOK_U8_GROUP else 4 * o,
+        ]
+        return sizes if flags & CODEBOOK_UNIT_SCALE else [*sizes, 4 * o]
     raise ArtifactError(f"unknown encoding id {enc_id}")
 
 
@@ -287,13 +303,19 @@ def _decode_constant(
             raise ArtifactError("block-sparse column index out of range")
         values = np.frombuffer(blobs[2], dtype=np.float32).reshape(-1, block).copy()
         return BlockSparse(shape, block, row_ptr, col_idx, values)
-    bits, groups = params
+    bits, groups = params[:2]
+    flags = params[2] if len(params) == 3 else 0
     packed = np.frombuffer(blobs[0], dtype=np.uint8).reshape(o, -1).copy()
     table = np.frombuffer(blobs[1], dtype=np.float32).reshape(groups, 1 << bits).copy()
-    group = np.frombuffer(blobs[2], dtype=np.int32).copy()
+    group_dtype = np.uint8 if flags & CODEBOOK_U8_GROUP else np.int32
+    group = np.frombuffer(blobs[2], dtype=group_dtype).astype(np.int32)
     if group.min() < 0 or group.max() >= groups:
         raise ArtifactError("codebook group index out of range")
-    return Codebook(shape, bits, packed, table, group, np.frombuffer(blobs[3], dtype=np.float32).copy())
+    if flags & CODEBOOK_UNIT_SCALE:
+        row_scale = np.ones(o, dtype=np.float32)
+    else:
+        row_scale = np.frombuffer(blobs[3], dtype=np.float32).copy()
+    return Codebook(shape, bits, packed, table, group, row_scale)
 
 
 def deserialize(raw: bytes, where: str = "artifact") -> Graph:

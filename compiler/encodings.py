@@ -180,8 +180,22 @@ class Codebook:
     kind = "codebook"
 
     @property
+    def compact_group(self) -> bool:
+        """Groups are stored as one byte per row when there are at most 256 of them."""
+        return self.table.shape[0] <= 256
+
+    @property
+    def unit_scale(self) -> bool:
+        """No row_scale is stored when every row's scale is 1 (nothing was folded in)."""
+        return bool(np.all(self.row_scale == 1.0))
+
+    @property
     def nbytes(self) -> int:
-        return int(self.packed.nbytes + self.table.nbytes + self.group.nbytes + self.row_scale.nbytes)
+        """Bytes as stored in the artifact: codes, tables, group map, and row scales if any."""
+        rows = self.packed.shape[0]
+        group_bytes = rows if self.compact_group else 4 * rows
+        scale_bytes = 0 if self.unit_scale else 4 * rows
+        return int(self.packed.nbytes + self.table.nbytes + group_bytes + scale_bytes)
 
     @property
     def nnz(self) -> int:

@@ -224,6 +224,10 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return out + "]";
 }
 
+constexpr int64_t kCodebookU8Group = 1, kCodebookUnitScale = 2;
+
+int64_t codebook_flags(const ValueDef& v) { return v.params.size() == 3 ? v.params[2] : 0; }
+
 void check_constant(const ValueDef& v, const std::string& where) {
   const std::string what = where + ": constant '" + v.name + "'";
   auto fail = [&](const std::string& msg) { throw LoadError(what + ": " + msg); };
@@ -253,13 +257,18 @@ void check_constant(const ValueDef& v, const std::string& where) {
       break;
     }
     case Encoding::kCodebook: {
-      if (v.params.size() != 2) fail("codebook needs 2 params (bits, groups)");
-      const int64_t bits = v.params[0], groups = v.params[1];
+      if (v.params.size() != 2 && v.params.size() != 3)
+        fail("codebook needs params (bits, groups[, flags])");
+      const int64_t bits = v.params[0], groups = v.params[1], flags = codebook_flags(v);
       if (bits < 2 || bits > 8 || groups < 1 || groups > (int64_t(1) << 24))
         fail("codebook bits " + std::to_string(bits) + " / groups " + std::to_string(groups) +
              " out of range");
-      expected = {o * ((k * size_t(bits) + 7) / 8), 4 * size_t(groups) * (size_t(1) << bits), 4 * o,
-                  4 * o};
+      if (flags & ~int64_t(kCodebookU8Group | kCodebookUnitScale))
+        fail("unknown codebook flags " + std::to_string(flags));
+      if ((flags & kCodebookU8Group) && groups > 256) fail("a u8 group map needs <= 256 groups");
+      expected = {o * ((k * size_t(bits) + 7) / 8), 4 * size_t(groups) * (size_t(1) << bits),
+                  (flags & kCodebookU8Group) ? o : 4 * o};
+      if (!(flags & kCodebookUnitScale)) expected.push_back(4 * o);
       break;
     }
   }
@@ -284,11 +293,23 @@ void check_constant(const ValueDef& v, const std::string& where) {
              std::to_string(k) + ")");
   }
   if (v.encoding == Encoding::kCodebook) {
-    const CodebookView c = codebook_view(v);
-    for (size_t r = 0; r < o; ++r)
-      if (c.group[r] < 0 || uint32_t(c.group[r]) >= c.groups)
-        fail("codebook group index " + std::to_string(c.group[r]) + " out of range");
+    const bool u8 = codebook_flags(v) & kCodebookU8Group;
+    const uint8_t* raw = v.blobs[2].data;
+    for (size_t r = 0; r < o; ++r) {
+      const int64_t g = u8 ? int64_t(raw[r]) : int64_t(reinterpret_cast<const int32_t*>(raw)[r]);
+      if (g < 0 || g >= v.params[1])
+        fail("codebook group index " + std::to_string(g) + " out of range");
+    }
   }
+}
+
+// After check_constant: widen a compact codebook's group map and unit row scales.
+void widen_codebook(ValueDef& v) {
+  if (v.encoding != Encoding::kCodebook) return;
+  const int64_t flags = codebook_flags(v);
+  const size_t o = v.rows();
+  if (flags & kCodebookU8Group) v.wide_group.assign(v.blobs[2].data, v.blobs[2].data + o);
+  if (flags & kCodebookUnitScale) v.wide_row_scale.assign(o, 1.0f);
 }
 
 }  // namespace
@@ -312,8 +333,10 @@ CodebookView codebook_view(const ValueDef& v) {
   c.row_bytes = (v.cols() * c.bits + 7) / 8;
   c.packed = v.blobs[0].data;
   c.table = reinterpret_cast<const float*>(v.blobs[1].data);
-  c.group = reinterpret_cast<const int32_t*>(v.blobs[2].data);
-  c.row_scale = reinterpret_cast<const float*>(v.blobs[3].data);
+  c.group = v.wide_group.empty() ? reinterpret_cast<const int32_t*>(v.blobs[2].data)
+                                 : v.wide_group.data();
+  c.row_scale = v.wide_row_scale.empty() ? reinterpret_cast<const float*>(v.blobs[3].data)
+                                         : v.wide_row_scale.data();
   return c;
 }
 
@@ -404,6 +427,7 @@ static Model parse(std::shared_ptr<FileBytes> bytes, const std::string& where) {
       v.params.resize(r.count("params", 16));
       for (auto& p : v.params) p = r.get<int64_t>();
       check_constant(v, where);
+      widen_codebook(v);
     }
   }
   auto ids = [&](const char* what, std::vector<uint32_t>& out) {

@@ -59,6 +59,10 @@ struct ValueDef {
   std::vector<Blob> blobs;      // constants only
   std::vector<int64_t> params;  // constants only
   int producer = -1;            // index of the node writing it (activations)
+  // Codebooks stored compactly (u8 group map, no row scales: format 1.1 flags) are widened here
+  // at load, so kernels always see int32 groups and a float scale per row.
+  std::vector<int32_t> wide_group;
+  std::vector<float> wide_row_scale;
 
   size_t numel() const;
   size_t rows() const;  // O of the [O, K] weight view

@@ -1,5 +1,6 @@
-// pybind11 shell over the edgefit core runtime: Session, the kernel registry and CPU features.
-// No logic lives here beyond converting numpy arrays and releasing the GIL during a run.
+// pybind11 shell over the edgefit core runtime: Session (CPU, or CUDA in builds with
+// EDGEFIT_CUDA=ON), the kernel registry and CPU features. No logic lives here beyond converting
+// numpy arrays and releasing the GIL during a run.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -12,6 +13,15 @@
 #include "core/dispatch.h"
 #include "core/executor.h"
 #include "core/loader.h"
+#if defined(EDGEFIT_HAVE_CUDA)
+#include "cuda/cuda_executor.h"
+#endif
+
+#if defined(EDGEFIT_HAVE_CUDA)
+#define EDGEFIT_CUDA_BUILT 1
+#else
+#define EDGEFIT_CUDA_BUILT 0
+#endif
 
 namespace py = pybind11;
 using namespace edgefit;
@@ -28,14 +38,30 @@ py::dict spec_dict(const TensorSpec& s) {
 
 class Session {
  public:
-  Session(const std::string& path, int threads, const std::optional<std::string>& isa)
+  Session(const std::string& path, int threads, const std::optional<std::string>& isa,
+          const std::string& device)
       : path_(path) {
     if (threads < 1) throw py::value_error("threads must be >= 1");
-    rt_ = std::make_unique<Runtime>(path, size_t(threads), isa.value_or(""));
+    if (device == "cpu") {
+      rt_ = std::make_unique<Runtime>(path, size_t(threads), isa.value_or(""));
+    } else if (device == "cuda") {
+#if defined(EDGEFIT_HAVE_CUDA)
+      if (isa.has_value()) throw py::value_error("isa applies to device='cpu' only");
+      cuda_ = std::make_unique<CudaRuntime>(path);
+      for (const auto& s : cuda_->inputs()) cuda_inputs_.push_back({s.name, s.shape, s.dtype});
+      for (const auto& s : cuda_->outputs()) cuda_outputs_.push_back({s.name, s.shape, s.dtype});
+#else
+      throw py::value_error(
+          "this build of edgefit has no CUDA support: rebuild with "
+          "CMAKE_ARGS=-DEDGEFIT_CUDA=ON (needs nvcc; on a Jetson, JetPack's CUDA)");
+#endif
+    } else {
+      throw py::value_error("device must be 'cpu' or 'cuda', not '" + device + "'");
+    }
   }
 
   py::dict run(const py::dict& feeds) {
-    const auto& ins = rt_->inputs();
+    const auto& ins = in_specs();
     std::vector<py::array> keep;
     std::vector<const void*> in_ptrs;
     for (const auto& key : feeds) {
@@ -68,7 +94,7 @@ class Session {
     }
     std::vector<py::array> outs;
     std::vector<void*> out_ptrs;
-    for (const auto& s : rt_->outputs()) {
+    for (const auto& s : out_specs()) {
       py::array a = s.dtype == DType::kF32 ? py::array(py::array_t<float>(s.shape))
                                            : py::array(py::array_t<uint8_t>(s.shape));
       out_ptrs.push_back(a.mutable_data());
@@ -76,26 +102,34 @@ class Session {
     }
     {
       py::gil_scoped_release release;
+#if defined(EDGEFIT_HAVE_CUDA)
+      if (cuda_) {
+        cuda_->run(in_ptrs, out_ptrs);
+      } else {
+        rt_->run(in_ptrs, out_ptrs);
+      }
+#else
       rt_->run(in_ptrs, out_ptrs);
+#endif
     }
     py::dict result;
-    for (size_t i = 0; i < outs.size(); ++i) result[py::str(rt_->outputs()[i].name)] = outs[i];
+    for (size_t i = 0; i < outs.size(); ++i) result[py::str(out_specs()[i].name)] = outs[i];
     return result;
   }
 
   py::list inputs() const {
     py::list l;
-    for (const auto& s : rt_->inputs()) l.append(spec_dict(s));
+    for (const auto& s : in_specs()) l.append(spec_dict(s));
     return l;
   }
   py::list outputs() const {
     py::list l;
-    for (const auto& s : rt_->outputs()) l.append(spec_dict(s));
+    for (const auto& s : out_specs()) l.append(spec_dict(s));
     return l;
   }
   py::list nodes() const {
     py::list l;
-    for (const auto& n : rt_->nodes()) {
+    for (const auto& n : node_stats()) {
       py::dict d;
       d["name"] = n.name;
       d["op"] = n.op;
@@ -106,7 +140,7 @@ class Session {
   }
   py::list profile() const {
     py::list l;
-    for (const auto& n : rt_->nodes()) {
+    for (const auto& n : node_stats()) {
       py::dict d;
       d["name"] = n.name;
       d["op"] = n.op;
@@ -117,30 +151,57 @@ class Session {
     return l;
   }
   std::string kernel_of(const std::string& node) const {
-    for (const auto& n : rt_->nodes())
+    for (const auto& n : node_stats())
       if (n.name == node) return n.kernel;
     throw py::key_error("no node named '" + node + "'");
   }
-  size_t peak_bytes() const { return rt_->peak_bytes(); }
-  size_t threads() const { return rt_->threads(); }
-  std::string isa() const { return rt_->isa(); }
-  std::map<std::string, std::string> meta() const { return rt_->meta(); }
+  // CUDA sessions: device memory (weights + activations), one host thread, isa "cuda".
+  size_t peak_bytes() const { return rt_ ? rt_->peak_bytes() : cuda_bytes(); }
+  size_t threads() const { return rt_ ? rt_->threads() : 1; }
+  std::string isa() const { return rt_ ? rt_->isa() : "cuda"; }
+  std::map<std::string, std::string> meta() const { return rt_ ? rt_->meta() : cuda_meta(); }
 
  private:
+  const std::vector<TensorSpec>& in_specs() const { return rt_ ? rt_->inputs() : cuda_inputs_; }
+  const std::vector<TensorSpec>& out_specs() const { return rt_ ? rt_->outputs() : cuda_outputs_; }
+  std::vector<NodeStats> node_stats() const {
+    if (rt_) return rt_->nodes();
+    std::vector<NodeStats> out;
+#if defined(EDGEFIT_HAVE_CUDA)
+    for (const auto& n : cuda_->nodes()) out.push_back({n.name, n.op, n.kernel, 0.0});
+#endif
+    return out;
+  }
+#if defined(EDGEFIT_HAVE_CUDA)
+  size_t cuda_bytes() const { return cuda_->device_bytes(); }
+  std::map<std::string, std::string> cuda_meta() const { return cuda_->meta(); }
+  std::unique_ptr<CudaRuntime> cuda_;
+#else
+  size_t cuda_bytes() const { return 0; }
+  std::map<std::string, std::string> cuda_meta() const { return {}; }
+#endif
+
   std::string path_;
-  std::unique_ptr<Runtime> rt_;
+  std::unique_ptr<Runtime> rt_;                         // device "cpu"
+  std::vector<TensorSpec> cuda_inputs_, cuda_outputs_;  // device "cuda"
 };
 
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
   m.doc() = "edgefit native runtime (C++ core: loader, planner, kernels, executor)";
-  m.attr("format_version") = py::make_tuple(1, 0);
+  m.attr("format_version") = py::make_tuple(1, 1);
   py::register_exception<LoadError>(m, "LoadError", PyExc_ValueError);
+#if defined(EDGEFIT_HAVE_CUDA)
+  py::register_exception<CudaError>(m, "CudaError", PyExc_RuntimeError);
+#endif
+  m.attr("cuda") = bool(EDGEFIT_CUDA_BUILT);  // this build has device="cuda" sessions
 
   py::class_<Session>(m, "Session")
-      .def(py::init<const std::string&, int, const std::optional<std::string>&>(), py::arg("path"),
-           py::arg("threads") = 1, py::arg("isa") = py::none())
+      .def(py::init<const std::string&, int, const std::optional<std::string>&,
+                    const std::string&>(),
+           py::arg("path"), py::arg("threads") = 1, py::arg("isa") = py::none(),
+           py::arg("device") = "cpu")
       .def("run", &Session::run, py::arg("feeds"))
       .def_property_readonly("inputs", &Session::inputs)
       .def_property_readonly("outputs", &Session::outputs)

@@ -147,9 +147,8 @@ def test_four_bits_is_at_least_7_5x_smaller() -> None:
     plan = codebook_quantize(model, 4)
     _assert_plan_exact(model, plan)
     s = summarize(layer_stats(model, plan))["compressed"]
-    expected = sum(
-        e.packed.nbytes + e.table.nbytes + e.group.nbytes + e.row_scale.nbytes for e in plan.values()
-    )
+    # As stored (format 1.1): u8 group map, no row scales while every scale is 1.
+    expected = sum(e.packed.nbytes + e.table.nbytes + e.group.size for e in plan.values())
     assert s["bytes"] == expected
     assert s["dense_bytes"] == 4 * sum(p.numel() for n, p in model.named_parameters() if n.endswith("weight"))
     assert s["compression"] >= 7.5, s

@@ -83,10 +83,5 @@ def test_4bit_codebooks_lose_at_most_half_a_point(digits_4bit: dict) -> None:
     assert s["dense_bytes"] / packed >= 7.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="encodings.Codebook stores an int32 group and an f32 row_scale per output channel (8 B/row); "
-    "digits_cnn's rows are short (K = 9..288), which caps a 4-bit codebook at ~7.25x fp32",
-)
 def test_4bit_codebooks_are_7_5x_smaller_than_fp32(digits_4bit: dict) -> None:
     assert digits_4bit["stats"]["compressed"]["compression"] >= 7.5
