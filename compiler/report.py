@@ -85,6 +85,8 @@ def summarize(graph: Graph) -> dict:
         "fp32_bytes": fp32,
         "bits_per_weight": round(8 * nbytes / max(1, params), 3),
         "size_vs_fp32": round(fp32 / max(1, nbytes), 3),
+        "weight_bytes": sum(r.bytes for r in rows),
+        "weight_size_vs_fp32": round(4 * sum(r.params for r in rows) / max(1, sum(r.bytes for r in rows)), 3),
         "macs_dense": sum(r.macs_dense for r in rows),
         "macs_effective": sum(r.macs_effective for r in rows),
         "encodings": kinds,
@@ -123,7 +125,8 @@ def format_summary(summary: dict, title: str = "") -> str:
         f"{_human(s['bytes'], 'B'):>10}{s['bits_per_weight']:>8.2f}{_human(s['macs_dense']):>10}{_human(s['macs_effective']):>10}"
     )
     lines.append(
-        f"size vs fp32: {s['size_vs_fp32']:.2f}x smaller ({_human(s['fp32_bytes'], 'B')} -> {_human(s['bytes'], 'B')}); "
+        f"size vs fp32: {s['size_vs_fp32']:.2f}x smaller ({_human(s['fp32_bytes'], 'B')} -> {_human(s['bytes'], 'B')}), "
+        f"conv/linear weights alone {s['weight_size_vs_fp32']:.2f}x; "
         f"MACs dense {_human(s['macs_dense'])}, effective {_human(s['macs_effective'])}"
     )
     return "\n".join(lines)

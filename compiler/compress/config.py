@@ -106,6 +106,13 @@ def apply_compression(
         result.bottleneck_report = bottleneck.bottleneck_report(module, example_input, module.split_after)
         result.module = module.eval()
 
+    if (config.codebook_bits or config.int8) and result.split_after is None:
+        from edgefit.compiler.compress.fold_bn import fold_batch_norms
+
+        result.module, note = fold_batch_norms(result.module)
+        if note:
+            result.notes.append(note)
+
     block = BLOCKS[config.block]
     if config.sparsity:
         from edgefit.compiler.compress import pruning

@@ -31,7 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--int8", action="store_true", help="int8 per-channel weights (+ activation calibration)")
     g.add_argument(
-        "--finetune-epochs", type=int, default=None, help="training epochs (default: 3 with data, else 0)"
+        "--finetune-epochs",
+        type=int,
+        default=None,
+        help="fine-tuning epochs (default: 15 with training data, else 0 = one-shot)",
     )
     g.add_argument("--train-data", help="training data for fine-tuning: 'digits' (built in)")
     p.add_argument(
@@ -55,7 +58,7 @@ def drive(args: argparse.Namespace) -> int:
     from edgefit.compiler.report import format_summary
 
     has_data = args.train_data is not None or args.model == "digits_cnn"
-    epochs = args.finetune_epochs if args.finetune_epochs is not None else (3 if has_data else 0)
+    epochs = args.finetune_epochs if args.finetune_epochs is not None else (15 if has_data else 0)
     config = CompressionConfig(
         bottleneck=args.bottleneck,
         split_after=args.split_after,
