@@ -16,8 +16,8 @@ test-all: setup
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
-	find csrc -name '*.cc' -o -name '*.h' -o -name '*.cu' | xargs -r .venv/bin/clang-format --dry-run --Werror
+	find csrc -name '*.cc' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' | xargs -r .venv/bin/clang-format --dry-run --Werror
 
 format:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
-	find csrc -name '*.cc' -o -name '*.h' -o -name '*.cu' | xargs -r .venv/bin/clang-format -i
+	find csrc -name '*.cc' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' | xargs -r .venv/bin/clang-format -i
