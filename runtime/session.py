@@ -35,19 +35,37 @@ class Session:
 
     `threads` is the size of the runtime's own thread pool; `isa` caps the kernels used
     ("scalar", "avx2", "avx512", "neon"; default: the best this CPU runs) so tests can compare
-    every variant with the scalar reference."""
+    every variant with the scalar reference. `device="cuda"` runs the graph on the GPU (builds
+    with EDGEFIT_CUDA=ON): weights uploaded once, activations kept on the device, one stream."""
 
-    def __init__(self, path: str | os.PathLike[str], threads: int = 1, isa: str | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], threads: int = 1, isa: str | None = None, device: str = "cpu"
+    ) -> None:
         from edgefit.compiler.artifact import ArtifactError
 
         native = _native()
+        if device not in ("cpu", "cuda"):
+            raise UserError(f"device must be 'cpu' or 'cuda', not {device!r}")
+        if device == "cuda" and not getattr(native, "cuda", False):
+            raise UserError(
+                "this build of edgefit has no CUDA support: rebuild it on the board with "
+                "CMAKE_ARGS=-DEDGEFIT_CUDA=ON pip install . (needs nvcc)"
+            )
         if not os.path.isfile(path):
             raise UserError(f"{path}: no such artifact")
+        # Older extension builds take no `device` argument: pass it only when it is not the default.
+        extra = {"device": device} if device != "cpu" else {}
+        cuda_error = getattr(native, "CudaError", None)
         try:
-            self._s = native.Session(os.fspath(path), int(threads), isa)
+            self._s = native.Session(os.fspath(path), int(threads), isa, **extra)
         except native.LoadError as exc:
             raise ArtifactError(str(exc)) from None
+        except Exception as exc:
+            if cuda_error is not None and isinstance(exc, cuda_error):
+                raise UserError(str(exc)) from None  # no GPU / driver: a setup problem, not a bug
+            raise
         self.path = os.fspath(path)
+        self.device = device
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the graph on `feeds` (graph input name -> array); returns graph output name -> array.

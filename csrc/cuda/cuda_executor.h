@@ -1,0 +1,75 @@
+// CudaRuntime: runs a loaded artifact on a CUDA device through csrc/cuda's kernels. Weights are
+// uploaded once at load (sparse and codebook weights stay compressed on the device), activations
+// stay on the device between layers, all work is queued on one stream, and inputs / outputs go
+// through pinned host buffers. Plain C++ over cuda_kernels.h (no CUDA headers), so it builds with
+// the host compiler and also runs on the CPU simulation of CUDA (csrc/cuda/sim).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/loader.h"
+#include "cuda/cuda_kernels.h"
+
+namespace edgefit {
+
+class CudaError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct CudaTensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  DType dtype = DType::kF32;
+  size_t bytes() const;
+};
+
+struct CudaNodeInfo {
+  std::string name, op, kernel;
+};
+
+class CudaRuntime {
+ public:
+  // Throws CudaError when there is no CUDA device, LoadError for an invalid graph.
+  explicit CudaRuntime(const std::string& path);
+  explicit CudaRuntime(Model model);
+  ~CudaRuntime();
+  CudaRuntime(const CudaRuntime&) = delete;
+  CudaRuntime& operator=(const CudaRuntime&) = delete;
+
+  const std::vector<CudaTensorSpec>& inputs() const { return inputs_; }
+  const std::vector<CudaTensorSpec>& outputs() const { return outputs_; }
+  // Host pointers as Runtime::run; blocks until the outputs are on the host. Serialised.
+  void run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs);
+  const std::vector<CudaNodeInfo>& nodes() const { return infos_; }
+  size_t device_bytes() const { return device_bytes_; }
+  const std::map<std::string, std::string>& meta() const { return model_.meta; }
+
+ private:
+  void prepare_node(const NodeDef& n);
+  void release();
+  void* alloc(size_t bytes);
+  const void* upload(const void* host, size_t bytes);
+  const float* upload_weight_f32(const ValueDef& w);  // dense or int8 -> dense f32 [O, K]
+  const float* upload_dense(uint32_t value, size_t numel, const char* what, const NodeDef& n);
+  float* f32(uint32_t v) const { return static_cast<float*>(dev_[v]); }
+
+  Model model_;
+  cuda::stream_t stream_ = nullptr;
+  std::vector<CudaTensorSpec> inputs_, outputs_;
+  std::vector<void*> dev_;          // device pointer of every value
+  std::vector<void*> allocations_;  // device buffers to free
+  std::vector<std::function<int()>> steps_;
+  std::vector<CudaNodeInfo> infos_;
+  void* pinned_ = nullptr;  // inputs then outputs, staged for async copies
+  std::vector<size_t> in_off_, out_off_;
+  size_t device_bytes_ = 0;
+  std::mutex mu_;
+};
+
+}  // namespace edgefit
