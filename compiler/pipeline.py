@@ -37,6 +37,7 @@ class CompileOptions:
     progress: bool = True
     tune_trials: int = 0
     force: bool = True
+    checkpoint_dir: Path | None = None
 
 
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -158,6 +159,7 @@ def compile_model(opts: CompileOptions) -> dict[str, Any]:
         train_set=train_set,
         split_after=compression.split_after or loaded.split_after,
         progress=opts.progress,
+        checkpoint_dir=opts.checkpoint_dir,
     )
     accuracy = _accuracy(module, compressed.module, loaded.name) if train_set is not None else None
     if opts.split and compressed.split_after is None:

@@ -7,9 +7,12 @@ tensor). Every node records the user's source line.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
+import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -85,13 +88,29 @@ def capture(
     return verify(graph)
 
 
+@contextlib.contextmanager
+def _quiet_torch_logs() -> Iterator[None]:
+    """torch.export logs warnings and graph dumps to stderr when it fails on a user's model; the
+    failure is reported as one line by the caller, so those logs are silenced while exporting."""
+    # torch gives each sub-logger its own handler (propagate off), so only the global switch
+    # reaches them all.
+    # Its graph dumps are printed to sys.stderr directly, hence the redirection too.
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logging.disable(previous)
+
+
 def _export(model: nn.Module | ExportedProgram, example_inputs: tuple[Any, ...]) -> ExportedProgram:
     for i, t in enumerate(example_inputs):
         if not isinstance(t, torch.Tensor):
             raise UserError(f"example input {i} is a {type(t).__name__}; capture takes a tuple of tensors")
         if t.dtype != torch.float32:
             raise UserError(f"example input {i} is {t.dtype}; edgefit graphs take float32 inputs")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_torch_logs():
         # torch's own pytree deprecation noise during export; nothing the user can act on.
         warnings.filterwarnings("ignore", category=FutureWarning)
         if isinstance(model, ExportedProgram):

@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fine-tuning epochs (default: 15 with training data, else 0 = one-shot)",
     )
     g.add_argument("--train-data", help="training data for fine-tuning: 'digits' (built in)")
+    g.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        help="save training checkpoints here each epoch; a rerun with the same options resumes",
+    )
     p.add_argument(
         "--tune-trials", type=int, default=0, help="TVM MetaSchedule trials (0 = default schedules)"
     )
@@ -82,6 +87,7 @@ def drive(args: argparse.Namespace) -> int:
             print_ir_after=tuple(args.print_ir_after),
             progress=not (args.no_progress or args.json),
             tune_trials=args.tune_trials,
+            checkpoint_dir=args.checkpoint_dir,
         )
     )
     if args.json:

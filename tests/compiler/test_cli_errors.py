@@ -63,3 +63,23 @@ def test_inspect_missing_and_corrupt(tmp_path: Path, capsys) -> None:
     assert "bad.efm" in _one_line_error(capsys)
     assert main(["inspect", str(tmp_path)]) == 2
     assert "not a compiled bundle" in _one_line_error(capsys)
+
+
+BAD = Path(__file__).parent / "data" / "bad_models.py"
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("/nonexistent/model.py:build", "does not exist"),
+        (f"{BAD}:missing", "has no function 'missing'"),
+        (f"{BAD}:data_dependent", "torch.export failed"),
+        (f"{BAD}:sigmoidal", "unsupported op aten.sigmoid.default at bad_models.py:"),
+    ],
+    ids=["missing-file", "missing-factory", "export-fails", "unsupported-op"],
+)
+def test_bad_models(spec: str, needle: str, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["compile", spec, "--target", "x86_64", "-o", str(out), "--no-progress"]) == 2
+    assert needle in _one_line_error(capsys)
+    assert not out.exists()
