@@ -67,6 +67,11 @@ def test_imagenet_models_compile_for_rpi4(model: str, flags: list[str], tmp_path
     out = tmp_path / "bundle"
     assert main(["compile", model, "--target", "rpi4", "-o", str(out), "--json", *flags]) == 0
     r = json.loads(capsys.readouterr().out)
+    c = r["compression"]
+    print(
+        f"{model} {' '.join(flags) or 'dense'}: {c['bytes']} B ({c['size_vs_fp32']}x vs fp32, weights "
+        f"{c['weight_size_vs_fp32']}x), MACs {c['macs_dense']} -> {c['macs_effective']}, error {r['compile_error']:.1e}"
+    )
     assert r["compile_error"] <= 1e-4
     graph = read_artifact(out / "model.efm")
     ref = Bundle.load(out).reference_outputs()
