@@ -38,11 +38,15 @@ class CrossBuildError(UserError):
 
 
 def source_root() -> Path | None:
-    """The checkout holding CMakeLists.txt and csrc/ (editable installs); None for a plain wheel."""
+    """The C++ sources (CMakeLists.txt, csrc/, cmake/): the checkout of an editable install, or the
+    copy a wheel carries in `edgefit/_src`; None if neither is there."""
     import edgefit
 
-    root = Path(edgefit.__file__).resolve().parent.parent
-    return root if (root / "CMakeLists.txt").is_file() and (root / "csrc").is_dir() else None
+    package = Path(edgefit.__file__).resolve().parent
+    for root in (package.parent, package / "_src"):
+        if (root / "CMakeLists.txt").is_file() and (root / "csrc").is_dir():
+            return root
+    return None
 
 
 def _source_hash(root: Path) -> str:
