@@ -70,16 +70,6 @@ def test_report_counts_bytes_per_inference() -> None:
     assert plain["compression_vs_split_pct"] == 0.0  # no bottleneck there: nothing compressed
 
 
-@pytest.fixture
-def one_thread():
-    # These convolutions are tiny: on a shared 2-core machine a second thread only adds contention
-    # (measured 125 s with 2 threads vs ~15 s with 1 for the acceptance test under load).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _teacher(train, epochs: int = 15) -> nn.Module:
     teacher = models.create("digits_cnn")
     opt = torch.optim.Adam(teacher.parameters(), lr=3e-3)
@@ -94,7 +84,7 @@ def _teacher(train, epochs: int = 15) -> nn.Module:
     return teacher.eval()
 
 
-def test_stage1_freezes_the_tail_and_stage2_freezes_the_head(tmp_path, one_thread) -> None:
+def test_stage1_freezes_the_tail_and_stage2_freezes_the_head(tmp_path) -> None:
     torch.manual_seed(0)
     train = torch.utils.data.Subset(digits("train"), range(256))
     teacher = _teacher(train, epochs=1)
@@ -130,7 +120,7 @@ def test_stage1_freezes_the_tail_and_stage2_freezes_the_head(tmp_path, one_threa
     assert all(torch.equal(v, sd[k]) for k, v in again.state_dict().items())
 
 
-def test_digits_bottleneck_keeps_accuracy_with_75pct_fewer_bytes(one_thread) -> None:
+def test_digits_bottleneck_keeps_accuracy_with_75pct_fewer_bytes() -> None:
     """Acceptance: <= 1.0 point accuracy loss vs the teacher, >= 75 % fewer fp32 bytes than the split tensor."""
     torch.manual_seed(0)
     train, test = digits("train"), digits("test")

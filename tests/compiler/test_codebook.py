@@ -24,15 +24,6 @@ from edgefit.compiler.compress.training import evaluate_accuracy
 from edgefit.errors import UserError
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Two intra-op threads on this shared 2-core machine run tiny models ~50x slower than one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _assert_plan_exact(model: nn.Module, plan: dict) -> None:
     params = dict(model.named_parameters())
     assert plan

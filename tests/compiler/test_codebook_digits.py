@@ -18,15 +18,6 @@ models = pytest.importorskip("edgefit.models", reason="the zoo (edgefit.models) 
 datasets = pytest.importorskip("edgefit.models.datasets", reason="the digits data is not there yet")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Two intra-op threads on this shared 2-core machine run tiny models ~50x slower than one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def digits_4bit() -> dict:
     torch.manual_seed(0)

@@ -23,15 +23,6 @@ from edgefit.compiler.encodings import BlockSparse
 from edgefit.errors import UserError
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Two intra-op threads on this shared 2-core machine run tiny models ~50x slower than one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class Small(nn.Module):
     """conv (first, kept dense) -> conv -> depthwise -> pointwise -> linear -> linear (classifier)."""
 
