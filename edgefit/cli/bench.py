@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="zoo name, file.py:factory or a .pt2 (as edgefit compile)")
     p.add_argument("--target", required=True, help="board target (see 'edgefit targets')")
     p.add_argument("--board", metavar="USER@HOST:PORT", help="also run on this board over SSH")
+    p.add_argument("--accept-new", action="store_true", help="trust the board's unknown host key (shows it)")
     p.add_argument(
         "--backends",
         default="native,tflite,tvm,onnxruntime,torch",
@@ -67,6 +68,8 @@ def pytest_args(args: argparse.Namespace, backends: str, suite: Path) -> list[st
             out += [flag, str(value)]
     if args.rebuild:
         out.append("--edgefit-rebuild")
+    if args.accept_new and args.board:
+        out.append("--edgefit-accept-new")
     return out
 
 

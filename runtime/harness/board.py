@@ -70,14 +70,19 @@ class BoardSession:
     """A board reached over SSH, with bounded retries of transport failures, each one recorded."""
 
     def __init__(
-        self, address: str, attempts: int = 3, backoff_s: float = 2.0, connection: Any = None
+        self,
+        address: str,
+        attempts: int = 3,
+        backoff_s: float = 2.0,
+        connection: Any = None,
+        accept_new: bool = False,
     ) -> None:
         if attempts < 1:
             raise UserError(f"board retry attempts must be >= 1, got {attempts}")
         if connection is None:
             from edgefit.runtime.deploy import boards
 
-            connection = boards.resolve(board=address)[0]
+            connection = boards.resolve(board=address, accept_new=accept_new)[0]
         self.conn = connection
         self.address = str(getattr(connection, "address", address))
         self.attempts = attempts

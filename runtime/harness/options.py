@@ -18,6 +18,7 @@ class HarnessOptions:
     backends: tuple[str, ...] = ("native", "torch")
     compressions: tuple[str, ...] = ("dense",)
     board: str | None = None
+    accept_new: bool = False
     board_retries: int = 3
     max_drop: float | None = 0.6
     min_agreement: float | None = None
@@ -45,6 +46,12 @@ def add_options(parser: Any) -> None:
         default=None,
         metavar="USER@HOST:PORT",
         help="run the 'board' backend on this board over SSH",
+    )
+    add(
+        "--edgefit-accept-new",
+        action="store_true",
+        default=False,
+        help="trust the board's host key on first contact (its fingerprint is shown)",
     )
     add(
         "--edgefit-board-retries",
@@ -153,6 +160,7 @@ def from_config(config: Any) -> HarnessOptions:
         backends=backends,
         compressions=tuple(compressions.parse_names(get("--edgefit-compressions"))),
         board=board,
+        accept_new=get("--edgefit-accept-new"),
         board_retries=get("--edgefit-board-retries"),
         max_drop=None if max_drop is None or max_drop < 0 else max_drop,
         min_agreement=get("--edgefit-min-agreement"),

@@ -71,7 +71,11 @@ class HarnessState:
         if self._board is None:
             from edgefit.runtime.harness.board import BoardSession
 
-            self._board = BoardSession(self.opts.board, attempts=self.opts.board_retries)  # type: ignore[arg-type]
+            self._board = BoardSession(
+                self.opts.board,  # type: ignore[arg-type]
+                attempts=self.opts.board_retries,
+                accept_new=self.opts.accept_new,
+            )
         return self._board
 
     def runner(self, backend: str, compression: str) -> Runner:
