@@ -21,6 +21,9 @@ from edgefit.errors import UserError
 BACKENDS = ("native", "tvm", "tflite")
 #: Largest error of the compiled graph vs PyTorch, relative to the output's scale, accepted at compile time.
 COMPILE_TOLERANCE = 1e-4
+#: Split bundles quantize the transmitted tensor to u8: head+tail match the (unquantized) PyTorch
+#: reference within a few percent of output scale, with the same top-1, not within fp32 round-off.
+SPLIT_TOLERANCE = 5e-2
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,11 @@ def compile_model(opts: CompileOptions) -> dict[str, Any]:
         checkpoint_dir=opts.checkpoint_dir,
     )
     accuracy = _accuracy(module, compressed.module, loaded.name) if train_set is not None else None
+    if compressed.bottleneck_report is None and compressed.split_after and opts.split:
+        # A model built with its bottleneck (BottleFit zoo model): report what it transmits too.
+        from edgefit.compiler.compress.bottleneck import bottleneck_report
+
+        compressed.bottleneck_report = bottleneck_report(compressed.module, inputs[0], compressed.split_after)
     if opts.split and compressed.split_after is None:
         raise UserError("--split needs a split point: pass --bottleneck C --split-after MODULE")
     split_after = compressed.split_after if (opts.split or opts.compression.bottleneck) else None
@@ -208,7 +216,7 @@ def compile_model(opts: CompileOptions) -> dict[str, Any]:
             "bottleneck": compressed.bottleneck_report,
             "accuracy": accuracy,
             "split": graph.meta.get("split") if opts.split else None,
-            "tolerance": {"relative": COMPILE_TOLERANCE},
+            "tolerance": {"relative": SPLIT_TOLERANCE if opts.split else COMPILE_TOLERANCE},
             "compile_error": max(errors),
             "notes": compressed.notes,
             "backend_stats": backend_stats,

@@ -237,6 +237,8 @@ def plot_comparison(table: ComparisonTable, path: str | os.PathLike[str]) -> Pat
     ax.set_xlabel("link bandwidth (Mbit/s)")
     ax.set_ylabel("end-to-end latency per inference (ms)")
     slow = f", device compute x{table.device_slowdown:g}" if table.device_slowdown != 1 else ""
+    if "emulated" in table.backend:
+        slow += ",\ndevice = emulated board: its compute times are qemu emulation speed"
     ax.set_title(
         f"latency vs bandwidth ({table.link_latency_ms:g} ms one-way link latency{slow})", fontsize=10
     )

@@ -127,6 +127,12 @@ class SplitModel:
         if b.get("split_bytes_fp32"):
             batch = self.head_part.spec(self.split_name).shape[0]
             return int(b["split_bytes_fp32"]) * batch
+        # A model with a built-in bottleneck (zoo BottleFit ResNet) has no report: its decoder restores
+        # the teacher's tensor at the split, so the decoder's last output is the unmodified split tensor.
+        tail = self.tail_part.graph
+        decoder = [n for n in tail.nodes if n.name.startswith("decoder.")]
+        if decoder:
+            return tail.values[decoder[-1].outputs[0]].numel * 4
         return self.head_part.spec(self.split_name).numel * 4
 
 
