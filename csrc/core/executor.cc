@@ -349,8 +349,21 @@ void Runtime::prepare_node(size_t index) {
     const size_t P = Ho * Wo, K = Cig * kh * kw;
     const bool depthwise = Cig == 1 && Cog == 1;
 
-    if (depthwise && (w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8)) {
-      const float* wd = dense_weights(c, w, owned_);
+    if (depthwise && w.encoding != Encoding::kBsr) {
+      const float* wd = nullptr;
+      if (w.encoding == Encoding::kCodebook) {
+        // Depthwise weights are tiny (Co x kh x kw, 0.2 % of MobileNetV2's weight bytes), so they
+        // are decoded once here and run by the depthwise kernels; through the codebook GEMM each
+        // channel would be its own 1-row GEMM (3x slower end to end). The memory target of
+        // codebooks concerns the big 1x1 / 3x3 / linear layers, which stay packed.
+        const CodebookView cv = codebook_view(w);
+        cb_weights cw{Co, K, cv.bits, cv.row_bytes, cv.packed, cv.table, cv.group, cv.row_scale};
+        owned_.emplace_back(Co * K);
+        cb_gemm_decode_rows(0, Co, &cw, owned_.back().data());
+        wd = owned_.back().data();
+      } else {
+        wd = dense_weights(c, w, owned_);
+      }
       f32_dwconv_params prm{kh, kw, size_t(sh), size_t(sw), size_t(dh), size_t(dw), mm};
       Kernel<f32_dwconv_ukernel_fn> kern = ks.dwconv.generic;
       if (dh == 1 && dw == 1 && kh == kw) {
@@ -387,8 +400,9 @@ void Runtime::prepare_node(size_t index) {
     } else {
       const bool direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pad[0] == 0 && pad[1] == 0 &&
                           pad[2] == 0 && pad[3] == 0;
-      const bool dense_w = w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8;
-      if (!direct && !dense_w) scratch_bytes_ = std::max(scratch_bytes_, K * P * sizeof(float));
+      // The full [K, P] im2col matrix (block-sparse; codebook layers that do not unfold per chunk).
+      const size_t im2col_bytes = direct ? 0 : K * P * sizeof(float);
+      if (w.encoding == Encoding::kBsr) scratch_bytes_ = std::max(scratch_bytes_, im2col_bytes);
       conv2d_geometry geo{H,
                           W,
                           Ho,
@@ -515,25 +529,104 @@ void Runtime::prepare_node(size_t index) {
       } else {
         const CodebookView cv = codebook_view(w);
         cb_weights cw{Co, K, cv.bits, cv.row_bytes, cv.packed, cv.table, cv.group, cv.row_scale};
-        const auto kern = ks.cb.gemm;
-        const size_t mr = ks.cb.mr;
-        step.stats.kernel = via + kern.name;
+        bool hoisted = false;  // decode once per call, then the dense GEMM of this ISA
+#if defined(__x86_64__) || defined(_M_X64)
+        hoisted = ks.cb.gemm.fn == cb_gemm_ukernel_6x16__avx2_fma && ks.gemm.mr == 6;
+#endif
+        if (!hoisted) {
+          // The fused kernel (scalar reference, NEON): it decodes its panel once per pixel
+          // chunk, which costs little next to the GEMM only when chunks are few.
+          scratch_bytes_ = std::max(scratch_bytes_, im2col_bytes);
+          const auto kern = ks.cb.gemm;
+          const size_t mr = ks.cb.mr;
+          step.stats.kernel = via + kern.name;
+          step.fn = [=, this]() {
+            const float* xp = f32(xi);
+            float* yp = f32(yi);
+            constexpr size_t kChunk = 512;
+            const size_t panels = ceil_div(Cog, mr), chunks = ceil_div(P, kChunk);
+            for (size_t b = 0; b < N; ++b)
+              for (size_t g = 0; g < G; ++g) {
+                const float* B = operand(xp, b, g);
+                float* C = yp + (b * Co + g * Cog) * P;
+                pool->parallel_for(panels * chunks, [&](size_t t) {
+                  const size_t pi = t % panels, j = (t / panels) * kChunk;
+                  const size_t rows = std::min(mr, Cog - pi * mr);
+                  kern.fn(g * Cog + pi * mr, rows, std::min(kChunk, P - j), &cw, bias, B + j, P,
+                          C + pi * mr * P + j, P, &mm);
+                });
+              }
+            if (hswish) hswish_pass(N * Co * P);
+          };
+          steps_.push_back(std::move(step));
+          return;
+        }
+        // Each panel of MR rows is decoded once per call into a per-thread buffer of at most
+        // kBlockBytes (never the whole dense matrix) and multiplied by the dense f32-gemm
+        // microkernel of this ISA over every pixel chunk: decoding per pixel chunk cost as much
+        // as the GEMM itself on deep layers with few pixels.
+        const auto gemm = ks.gemm.gemm.fn;
+        const size_t mr = ks.gemm.mr, nr = ks.gemm.nr;
+        const size_t panel_floats = mr * (K + 1), panels = ceil_div(Cog, mr);
+        // A block of decoded panels per task, at most 1 MiB (1 % of ResNet-50's dense weights;
+        // it streams from L2 / L3 like the dense packed weights do); one block per thread when
+        // it fits, so each weight is decoded once per call.
+        constexpr size_t kBlockBytes = 1024 * 1024;
+        const size_t fit = std::max<size_t>(1, kBlockBytes / (panel_floats * sizeof(float)));
+        const size_t threads = pool->threads();
+        const size_t block = std::max<size_t>(1, std::min(fit, ceil_div(panels, threads)));
+        const size_t blocks = ceil_div(panels, block);
+        const size_t nc = std::min<size_t>(
+            512, std::max(nr, (size_t(64) * 1024 / std::max<size_t>(K, 1)) / nr * nr));
+        // k x k convolutions: each task unfolds nc pixels at a time into a per-thread buffer
+        // that stays in L2 (as the dense path does) instead of a full [K, P] im2col matrix,
+        // unless that matrix is small (deep layers) or many blocks would each redo the unfold.
+        const bool unfold_chunks = !direct && K * P * sizeof(float) > 1024 * 1024 && blocks <= 4;
+        if (!unfold_chunks) scratch_bytes_ = std::max(scratch_bytes_, im2col_bytes);
+        thread_bytes_ = std::max(thread_bytes_, (block * panel_floats + 8) * sizeof(float) +
+                                                    (unfold_chunks ? K * nc * sizeof(float) : 0));
+        // The AVX2 codebook kernel's two halves, the decode hoisted out of the pixel loop: its
+        // vectorised 4-bit panel decode, then the f32-gemm microkernel of this ISA (6 rows).
+        const auto decode_fn = [](size_t m0, size_t rows, const cb_weights* cw, const float* bias,
+                                  float* panel) {
+#if defined(__x86_64__) || defined(_M_X64)
+          cb_gemm_decode_panel_6__avx2(m0, rows, cw, bias, panel);
+#else
+          cb_gemm_decode_panel(m0, rows, 6, cw, bias, panel);
+#endif
+        };
+        const std::string decode_name = ks.cb.gemm.name;
+        step.stats.kernel = (unfold_chunks ? "f32_im2col_range__scalar + " : via) + decode_name +
+                            " + " + std::string(ks.gemm.gemm.name);
         step.fn = [=, this]() {
           const float* xp = f32(xi);
           float* yp = f32(yi);
-          // Pixel chunks outermost, as for dense GEMM, so a chunk of x stays in cache across
-          // panels; each call decodes its panel once for the whole chunk.
-          constexpr size_t kChunk = 512;
-          const size_t panels = ceil_div(Cog, mr), chunks = ceil_div(P, kChunk);
           for (size_t b = 0; b < N; ++b)
             for (size_t g = 0; g < G; ++g) {
-              const float* B = operand(xp, b, g);
+              const float* xg = xp + (b * Ci + g * Cig) * H * W;
+              const float* B = unfold_chunks ? nullptr : operand(xp, b, g);
               float* C = yp + (b * Co + g * Cog) * P;
-              pool->parallel_for(panels * chunks, [&](size_t t) {
-                const size_t pi = t % panels, j = (t / panels) * kChunk;
-                const size_t rows = std::min(mr, Cog - pi * mr);
-                kern.fn(g * Cog + pi * mr, rows, std::min(kChunk, P - j), &cw, bias, B + j, P,
-                        C + pi * mr * P + j, P, &mm);
+              pool->parallel_for(blocks, [&](size_t t) {
+                const size_t p0 = t * block, p1 = std::min(panels, p0 + block);
+                thread_local std::vector<float> dec, cols;
+                dec.resize((p1 - p0) * panel_floats + 8);  // + slack for the vector decode
+                for (size_t pi = p0; pi < p1; ++pi)
+                  decode_fn(g * Cog + pi * mr, std::min(mr, Cog - pi * mr), &cw, bias,
+                            dec.data() + (pi - p0) * panel_floats);
+                if (unfold_chunks) cols.resize(K * std::min(nc, P));
+                for (size_t j = 0; j < P; j += nc) {
+                  const size_t n = std::min(nc, P - j);
+                  const float* xb = B + j;
+                  size_t ldb = P;
+                  if (unfold_chunks) {
+                    f32_im2col_range__scalar(&geo, Cig, xg, j, n, cols.data());
+                    xb = cols.data();
+                    ldb = n;
+                  }
+                  for (size_t pi = p0; pi < p1; ++pi)
+                    gemm(std::min(mr, Cog - pi * mr), n, K, dec.data() + (pi - p0) * panel_floats,
+                         xb, ldb, C + pi * mr * P + j, P, &mm);
+                }
               });
             }
           if (hswish) hswish_pass(N * Co * P);

@@ -4,6 +4,7 @@
 // time per thread; the dense weight matrix is never materialised.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -49,6 +50,74 @@ void cb_gemv_4bit(size_t m0, size_t mr, const cb_weights* w, const float* bias, 
 
 }  // namespace
 
+void cb_gemm_decode_panel_6__avx2(size_t m0, size_t mr, const cb_weights* w, const float* bias,
+                                  float* panel) {
+  constexpr size_t MR = 6;
+  if (w->bits != 4) {
+    cb_gemm_decode_panel(m0, mr, MR, w, bias, panel);
+    return;
+  }
+  const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  const __m256i low4 = _mm256_set1_epi32(15);
+  const size_t k = w->k;
+  __m256 tlo[MR], thi[MR];
+  const uint8_t* codes[MR];
+  for (size_t i = 0; i < MR; ++i) {
+    panel[i] = i < mr && bias != nullptr ? bias[m0 + i] : 0.0f;
+    const size_t row = m0 + std::min(i, mr - 1);
+    const __m256 scale = _mm256_set1_ps(i < mr ? w->row_scale[row] : 0.0f);
+    const float* table = w->table + size_t(w->group[row]) * 16;
+    tlo[i] = _mm256_mul_ps(_mm256_loadu_ps(table), scale);
+    thi[i] = _mm256_mul_ps(_mm256_loadu_ps(table + 8), scale);
+    codes[i] = w->packed + row * w->row_bytes;
+  }
+  float* out = panel + MR;
+  size_t kk = 0;
+  // 8 codes of each row decoded by table permutes (rows 6, 7 are zero), then an 8x8 transpose
+  // gives the 8 k-columns of the panel; each 8-float store overlaps the next column by 2 floats
+  // (written again right after), so the caller leaves 2 floats of slack after the panel.
+  for (; kk + 8 <= k; kk += 8) {
+    __m256 r[8];
+    for (size_t i = 0; i < MR; ++i) {
+      uint32_t v;
+      std::memcpy(&v, codes[i] + kk / 2, 4);
+      const __m256i idx =
+          _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(int(v)), shifts), low4);
+      r[i] = _mm256_blendv_ps(_mm256_permutevar8x32_ps(tlo[i], idx),
+                              _mm256_permutevar8x32_ps(thi[i], idx),
+                              _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+    }
+    r[6] = r[7] = _mm256_setzero_ps();
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    float* o = out + kk * MR;
+    _mm256_storeu_ps(o + 0 * MR, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(o + 1 * MR, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(o + 2 * MR, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(o + 3 * MR, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(o + 4 * MR, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(o + 5 * MR, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(o + 6 * MR, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_storeu_ps(o + 7 * MR, _mm256_permute2f128_ps(s3, s7, 0x31));
+  }
+  for (; kk < k; ++kk)
+    for (size_t i = 0; i < MR; ++i) {
+      if (i >= mr) {
+        out[kk * MR + i] = 0.0f;
+        continue;
+      }
+      const size_t row = m0 + i;
+      const float* table = w->table + size_t(w->group[row]) * 16;
+      out[kk * MR + i] = table[(codes[i][kk >> 1] >> ((kk & 1) * 4)) & 15u] * w->row_scale[row];
+    }
+}
+
 void cb_gemm_ukernel_6x16__avx2_fma(size_t m0, size_t mr, size_t n, const cb_weights* w,
                                     const float* bias, const float* x, size_t ldx, float* y,
                                     size_t ldy, const f32_minmax* params) {
@@ -58,40 +127,10 @@ void cb_gemm_ukernel_6x16__avx2_fma(size_t m0, size_t mr, size_t n, const cb_wei
     return;
   }
   thread_local std::vector<float> panel;
-  const size_t k = w->k;
-  panel.resize(MR * (k + 1));
+  panel.resize(MR * (w->k + 1));
   float* p = panel.data();
-  const size_t entries = size_t(1) << w->bits;
-  for (size_t i = 0; i < MR; ++i) {
-    float* out = p + MR + i;
-    if (i >= mr) {
-      p[i] = 0.0f;
-      for (size_t kk = 0; kk < k; ++kk) out[kk * MR] = 0.0f;
-      continue;
-    }
-    const size_t row = m0 + i;
-    p[i] = bias != nullptr ? bias[row] : 0.0f;
-    const uint8_t* codes = w->packed + row * w->row_bytes;
-    const float* table = w->table + size_t(w->group[row]) * entries;
-    const float scale = w->row_scale[row];
-    // The row's table scaled once: 2^bits multiplies instead of K.
-    float scaled[256];
-    for (size_t e = 0; e < entries; ++e) scaled[e] = table[e] * scale;
-    if (w->bits == 4) {
-      size_t kk = 0;
-      for (; kk + 2 <= k; kk += 2) {
-        const uint8_t b = codes[kk >> 1];
-        out[kk * MR] = scaled[b & 15u];
-        out[(kk + 1) * MR] = scaled[b >> 4];
-      }
-      if (kk < k) out[kk * MR] = scaled[codes[kk >> 1] & 15u];
-    } else if (w->bits == 8) {
-      for (size_t kk = 0; kk < k; ++kk) out[kk * MR] = scaled[codes[kk]];
-    } else {
-      for (size_t kk = 0; kk < k; ++kk)
-        out[kk * MR] = scaled[cb_code(codes, w->row_bytes, w->bits, kk)];
-    }
-  }
+  cb_gemm_decode_panel(m0, mr, MR, w, bias, p);
+  const size_t k = w->k;
   f32_gemm_ukernel_6x16__avx2_fma(mr, n, k, p, x, ldx, y, ldy, params);
 }
 

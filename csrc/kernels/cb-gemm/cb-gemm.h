@@ -28,6 +28,15 @@ inline uint32_t cb_code(const uint8_t* row, size_t row_bytes, uint32_t bits, siz
   return (v >> (bit & 7)) & ((1u << bits) - 1u);
 }
 
+// Decodes rows [m0, m0 + mr) (mr <= MR) into one f32-gemm panel of MR * (K + 1) floats, the
+// layout f32_gemm_pack writes (MR biases, then K x MR weights with row_scale folded in; rows past
+// mr are zero), so any f32-gemm microkernel of that MR can multiply it.
+void cb_gemm_decode_panel(size_t m0, size_t mr, size_t MR, const cb_weights* w, const float* bias,
+                          float* panel);
+
+// Decodes rows [m0, m0 + rows) into dense [rows, K] floats (row_scale folded in).
+void cb_gemm_decode_rows(size_t m0, size_t rows, const cb_weights* w, float* out);
+
 // Rows [m0, m0 + mr) (mr <= the kernel's MR), all n pixels; bias is the full [M] array or null.
 typedef void (*cb_gemm_ukernel_fn)(size_t m0, size_t mr, size_t n, const cb_weights* w,
                                    const float* bias, const float* x, size_t ldx, float* y,
@@ -37,6 +46,10 @@ void cb_gemm_ukernel_4x8__scalar(size_t m0, size_t mr, size_t n, const cb_weight
                                  const float* bias, const float* x, size_t ldx, float* y,
                                  size_t ldy, const f32_minmax* params);
 #if defined(__x86_64__) || defined(_M_X64)
+// cb_gemm_decode_panel for MR = 6 with the 4-bit decode vectorised (other widths: the generic
+// one). Needs AVX2 and 2 floats of writable slack after the panel.
+void cb_gemm_decode_panel_6__avx2(size_t m0, size_t mr, const cb_weights* w, const float* bias,
+                                  float* panel);
 void cb_gemm_ukernel_6x16__avx2_fma(size_t m0, size_t mr, size_t n, const cb_weights* w,
                                     const float* bias, const float* x, size_t ldx, float* y,
                                     size_t ldy, const f32_minmax* params);
