@@ -1,4 +1,4 @@
-"""`edgefit run OUT/`: run a compiled bundle here (native C++ runtime), on a board over SSH
+"""`edgefit run OUT/`: run a compiled bundle here (native C++ runtime, LiteRT or TVM), on a board over SSH
 (`--board`), or split between this device and an edge server (`--split HOST:PORT`); with
 `--compare-reference`, check the outputs against the reference outputs stored in the bundle."""
 
@@ -39,7 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--accept-new", action="store_true", help="trust an unknown host key (shows its fingerprint)"
     )
     s = p.add_argument_group("split computing (a bundle compiled with --split)")
-    s.add_argument("--split", metavar="HOST:PORT", help="run the head here and the tail on 'edgefit serve'")
+    s.add_argument(
+        "--split",
+        metavar="HOST:PORT",
+        help="run the head here (or on --board) and the tail on 'edgefit serve'",
+    )
     s.add_argument("--secret-file", help="shared secret of the server (or $EDGEFIT_SPLIT_SECRET)")
     s.add_argument("--policy", choices=("fallback", "fail"), default="fallback", help="when the server fails")
     s.add_argument("--link", help="shape the link: wifi, lte, 3g or BANDWIDTH[,LATENCY[,JITTER]]")
@@ -153,6 +157,12 @@ def _drive_board(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split_tolerance() -> float:
+    from edgefit.compiler.pipeline import SPLIT_TOLERANCE
+
+    return SPLIT_TOLERANCE
+
+
 def _drive_split(args: argparse.Namespace, bundle: Any) -> int:
     """Head here, tail on the edge server; split outputs carry the bottleneck's u8 quantization error."""
     import os
@@ -183,12 +193,42 @@ def _drive_split(args: argparse.Namespace, bundle: Any) -> int:
     print(report.summary())
     if args.output:
         _save_output(outputs, model.outputs[0], args.output)
-    return _report(outputs, bundle.reference_outputs() if args.compare_reference else None, SPLIT_TOLERANCE)
+    return _report(
+        outputs, bundle.reference_outputs() if args.compare_reference else None, _split_tolerance()
+    )
 
 
-#: The u8 bottleneck quantizes the transmitted tensor: split outputs match the full model within a
-#: few percent of output scale (top-1 must still agree), not fp32 round-off.
-SPLIT_TOLERANCE = 5e-2
+def _backend_engine(bundle: Any, threads: int) -> tuple[Any, list[str], str]:
+    """(run(feeds) -> outputs, input names, label) for a tflite or tvm bundle on this host; a split
+    bundle runs head then tail, as on a board."""
+    from edgefit.errors import UserError
+
+    artifacts = bundle.manifest["artifacts"]
+    roles = ["model"] if "model" in artifacts else [r for r in ("head", "tail") if r in artifacts]
+    if bundle.backend == "tflite":
+        from edgefit.compiler.backends.tflite import run as engine
+
+        loaded = [engine.load(bundle.artifact(r), threads) for r in roles]
+        first = [d["name"] for d in loaded[0].get_input_details()]
+        label = "LiteRT"
+    elif bundle.backend == "tvm":
+        from edgefit.compiler.backends.tvm import run as engine
+
+        loaded = [engine.load(bundle.artifact(r), threads) for r in roles]
+        first = [spec["name"] for spec in loaded[0][1]["inputs"]]
+        label = f"TVM {loaded[0][1]['target_name']}"
+    else:
+        raise UserError(f"{bundle.path}: unknown backend {bundle.backend!r}")
+
+    def run_once(feeds: dict[str, Any]) -> dict[str, Any]:
+        values = dict(feeds)
+        outputs: dict[str, Any] = {}
+        for handle in loaded:
+            outputs = engine.invoke(handle, values)
+            values.update(outputs)
+        return outputs
+
+    return run_once, first, label
 
 
 def drive(args: argparse.Namespace) -> int:
@@ -199,24 +239,30 @@ def drive(args: argparse.Namespace) -> int:
 
     if args.threads < 1 or args.repeat < 1:
         raise UserError("--threads and --repeat must be >= 1")
+    if (args.board or args.boards) and args.split:
+        from edgefit.runtime.split.onboard import cli_run  # head on the board, tail on the server
+
+        return cli_run(args)
     if args.board or args.boards:
         return _drive_board(args)
     if not args.bundle:
         raise UserError("give the bundle directory to run (or --board to run what a board has deployed)")
     bundle = Bundle.load(args.bundle)
-    if bundle.backend != "native":
-        raise UserError(
-            f"{args.bundle} was compiled for the {bundle.backend!r} backend; 'edgefit run' runs native bundles"
-        )
     if args.split:
+        if bundle.backend != "native":
+            raise UserError(f"--split runs native bundles; {args.bundle} is a {bundle.backend} bundle")
         return _drive_split(args, bundle)
-    if "model" not in bundle.manifest["artifacts"]:
+    if bundle.backend != "native":
+        run_once, names, label = _backend_engine(bundle, args.threads)
+        # int8 activations (TFLite --int8) carry quantization error: judge them like split outputs.
+        tolerance = _split_tolerance() if bundle.manifest.get("options", {}).get("int8") else 1e-4
+    elif "model" not in bundle.manifest["artifacts"]:
         # A split bundle run in one place: head then tail, exactly the single-process model.
         from edgefit.runtime.split.engine import SplitModel
 
         split = SplitModel(bundle.path, threads=args.threads)
         run_once, names, label = split.full, split.inputs, "head+tail"
-        tolerance = SPLIT_TOLERANCE
+        tolerance = _split_tolerance()
     else:
         from edgefit.runtime.session import Session
 

@@ -121,3 +121,16 @@ def test_unsupported_op_names_op_and_backend(builder, tmp_path):
     node = replace(graph.nodes[-1], op="gelu")
     with pytest.raises(UserError, match="TVM backend cannot express op 'gelu'"):
         build_module(graph.with_nodes([*graph.nodes[:-1], node]))
+
+
+def test_tuning_for_a_board_target_is_a_user_error(builder, tmp_path):
+    """MetaSchedule measures on this host: tuning a Pi module here would time x86 code."""
+    import shutil
+
+    if shutil.which("aarch64-linux-gnu-g++") is None:
+        pytest.skip("aarch64-linux-gnu-g++ not installed (Debian package g++-aarch64-linux-gnu)")
+    with pytest.raises(UserError, match="tune for a host target"):
+        compile_tvm(
+            _tiny(builder), targets.load("rpi4"), tmp_path / "pi.so", tune_trials=2, tuning_db=tmp_path
+        )
+    assert not (tmp_path / "pi.so").exists()

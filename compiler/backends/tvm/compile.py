@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from edgefit.compiler.backends.tvm import target as tgt
+from edgefit.compiler.backends.tvm import tuning
 from edgefit.compiler.backends.tvm.build import DTYPES, build_module
 from edgefit.compiler.backends.tvm.run import io_path
 from edgefit.compiler.ir import Graph, verify
 from edgefit.errors import UserError
 from edgefit.targets import Target
-
-
-def _say(msg: str) -> None:
-    print(f"[edgefit tvm] {msg}", file=sys.stderr, flush=True)
 
 
 def legalize(mod, target):
@@ -63,37 +59,6 @@ def default_schedules(mod, target):
         return dl.ApplyDefaultSchedule(*rules)(mod)
 
 
-def tune(mod, target, trials: int, db: Path):
-    """MetaSchedule over the module's tasks with `trials` measurements in all, the records kept in
-    `db` (a directory reused across runs: a second run with the same graph starts from them)."""
-    import tvm.s_tir.meta_schedule as ms
-    from tvm import relax
-
-    db.mkdir(parents=True, exist_ok=True)
-    if trials > 0:
-        import importlib.util
-
-        if importlib.util.find_spec("psutil") is None:
-            raise UserError("MetaSchedule tuning needs psutil, which is not installed (pip install psutil)")
-        # XGBoost is MetaSchedule's default cost model; without it, sample candidates at random.
-        cost_model = "xgb" if importlib.util.find_spec("xgboost") is not None else "random"
-        tasks = ms.relax_integration.extract_tasks(mod, target)
-        _say(f"tuning {len(tasks)} tasks with {trials} trials; records in {db} (progress: {db}/logs)")
-        start = time.time()
-        ms.relax_integration.tune_relax(
-            mod,
-            {},
-            target,
-            str(db),
-            max_trials_global=trials,
-            num_trials_per_iter=min(64, max(4, trials // max(1, len(tasks)))),
-            cost_model=cost_model,
-        )
-        _say(f"tuning done in {time.time() - start:.0f} s")
-    with target:
-        return relax.transform.MetaScheduleApplyDatabase(str(db))(mod)
-
-
 def compile_tvm(
     graph: Graph,
     target: Target,
@@ -103,7 +68,8 @@ def compile_tvm(
     tuning_db: Path | None = None,
     densify_codebooks: bool = False,
 ) -> dict:
-    """Compile `graph` for `target` into the shared library `path` (+ `path.io.json` naming its I/O).
+    """Compile `graph` for `target` into the shared library `path` (+ `path.io.json` naming its I/O);
+    `tune_trials` > 0 tunes with MetaSchedule, records in `tuning_db` (default: `tuning.default_db`).
 
     Host x86-64 builds run with `run_tvm`; Pi targets cross-compile with aarch64-linux-gnu-g++;
     Jetson targets build CUDA kernels for the board's arch with an aarch64 host side."""
@@ -113,17 +79,23 @@ def compile_tvm(
     if tune_trials < 0:
         raise UserError(f"tune_trials must be >= 0, got {tune_trials}")
     if tune_trials > 0 and tuning_db is None:
-        raise UserError("tuning needs tuning_db, a directory that keeps the records across runs")
+        tuning_db = tuning.default_db(target.name)
+    if tune_trials > 0:
+        tuning.check_host(tgt.is_host(target))  # before the slow steps
     verify(graph)
     if target.cuda_arch:
         tgt.check_cuda(target)
     fcompile = tgt.export_compiler(target)
-    tvm_target = tvm.target.Target(tgt.target_dict(target))
+    target_dict = tgt.target_dict(target)
+    if tuning_db is not None:
+        # MetaSchedule sizes its parallel loops by the target's core count and refuses targets without.
+        target_dict = {**target_dict, "num-cores": tuning.physical_cores()}
+    tvm_target = tvm.target.Target(target_dict)
     start = time.time()
     relax_mod, stats = build_module(graph, densify_codebooks)
     mod = legalize(relax_mod, tvm_target)
     if tuning_db is not None:
-        mod = tune(mod, tvm_target, tune_trials, Path(tuning_db))
+        mod = tuning.tune(mod, tvm_target, tune_trials, Path(tuning_db), host=tgt.is_host(target))
     mod = default_schedules(mod, tvm_target)
     finish = tvm.transform.Sequential(
         cpu_pipeline.dataflow_lower_passes(tvm_target) + cpu_pipeline.finalize_passes(tvm_target)

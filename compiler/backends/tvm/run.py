@@ -26,9 +26,10 @@ def load(path: str | os.PathLike, threads: int = 1):
         raise UserError(f"no TVM module at {path} (or its {io_path(path).name})")
     io = json.loads(io_path(path).read_text())
     if io["device"] != "cpu" or io["arch"] != platform.machine():
+        where = io["arch"] if io["device"] == "cpu" else f"{io['arch']} + {io['device']}"
         raise UserError(
-            f"{path} was built for {io['target_name']} ({io['arch']}, {io['device']}); run_tvm runs "
-            f"modules built for this host ({platform.machine()}, cpu)"
+            f"{path} was built for {where} ({io['target_name']}); flash it to the board "
+            f"('edgefit flash'), this {platform.machine()} host cannot run it"
         )
     # TVM's thread pool reads its size once; configure it before the first parallel kernel runs.
     tvm.get_global_func("runtime.config_threadpool")(0, int(threads))
