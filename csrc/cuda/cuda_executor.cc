@@ -8,6 +8,8 @@
 #include <cstring>
 #include <limits>
 
+#include "core/node_context.h"
+
 namespace edgefit {
 
 size_t CudaTensorSpec::bytes() const {
@@ -18,66 +20,12 @@ size_t CudaTensorSpec::bytes() const {
 
 namespace {
 
-constexpr float kInf = std::numeric_limits<float>::infinity();
-constexpr int64_t kMaxGeom = int64_t(1) << 20;
+using node_context::kInf;
+using Ctx = node_context::NodeCtx;
 
 void check(int err, const std::string& what) {
   if (err != 0) throw CudaError("CUDA: " + what + ": " + cuda::error_string(err));
 }
-
-struct Ctx {
-  const Model& m;
-  const NodeDef& n;
-  [[noreturn]] void fail(const std::string& msg) const {
-    throw LoadError("node '" + n.name + "' (" + n.op + "): " + msg);
-  }
-  const ValueDef& in(size_t i) const { return m.values[n.inputs[i]]; }
-  const ValueDef& out() const { return m.values[n.outputs[0]]; }
-  std::vector<int64_t> ints(const char* key, std::vector<int64_t> def) const {
-    auto it = n.attrs.find(key);
-    if (it == n.attrs.end()) return def;
-    if (it->second.type != AttrType::kInts && it->second.type != AttrType::kInt)
-      fail(std::string("attr '") + key + "' must be integers");
-    return it->second.ints;
-  }
-  int64_t integer(const char* key, int64_t def) const {
-    auto v = ints(key, {def});
-    if (v.size() != 1) fail(std::string("attr '") + key + "' must be one integer");
-    return v[0];
-  }
-  std::pair<size_t, size_t> pair(const char* key, std::pair<int64_t, int64_t> def) const {
-    auto v = ints(key, {def.first, def.second});
-    if (v.size() == 1) v.push_back(v[0]);
-    if (v.size() != 2 || v[0] < 1 || v[1] < 1 || v[0] > kMaxGeom || v[1] > kMaxGeom)
-      fail(std::string("attr '") + key + "' must be 1 or 2 values in 1..2^20");
-    return {size_t(v[0]), size_t(v[1])};
-  }
-  std::vector<size_t> padding() const {
-    auto v = ints("padding", {0, 0, 0, 0});
-    if (v.size() == 1) v = {v[0], v[0], v[0], v[0]};
-    if (v.size() == 2) v = {v[0], v[1], v[0], v[1]};
-    if (v.size() != 4) fail("attr 'padding' must have 4 values (top, left, bottom, right)");
-    for (int64_t x : v)
-      if (x < 0 || x > kMaxGeom) fail("padding out of range");
-    return {size_t(v[0]), size_t(v[1]), size_t(v[2]), size_t(v[3])};
-  }
-  f32_minmax act(bool* hswish) const {
-    auto it = n.attrs.find("act");
-    const std::string a = it == n.attrs.end() ? "none" : it->second.str;
-    *hswish = a == "hardswish";
-    if (a == "none" || a == "hardswish") return {-kInf, kInf};
-    if (a == "relu") return {0.0f, kInf};
-    if (a == "relu6") return {0.0f, 6.0f};
-    fail("unknown activation '" + a + "'");
-  }
-  void activation(const ValueDef& v, DType t) const {
-    if (v.kind == ValueKind::kConstant || v.dtype != t)
-      fail("'" + v.name + "' must be a " + dtype_name(t) + " activation");
-  }
-  void expect(const ValueDef& v, const std::vector<int64_t>& s) const {
-    if (v.shape != s) fail("'" + v.name + "' has the wrong shape for this op");
-  }
-};
 
 }  // namespace
 
@@ -213,8 +161,8 @@ void CudaRuntime::prepare_node(const NodeDef& n) {
   if (n.op == "conv2d") {
     const ValueDef& x = c.in(0);
     const ValueDef& w = c.in(1);
-    c.activation(x, DType::kF32);
-    c.activation(y, DType::kF32);
+    c.activation_value(x, DType::kF32, "tensor");
+    c.activation_value(y, DType::kF32, "tensor");
     if (x.shape.size() != 4 || w.kind != ValueKind::kConstant || w.shape.size() != 4)
       c.fail("input must be [N, C, H, W] and the weight a rank-4 constant");
     const size_t N = x.shape[0], Ci = x.shape[1], H = x.shape[2], W = x.shape[3];
@@ -223,14 +171,14 @@ void CudaRuntime::prepare_node(const NodeDef& n) {
     if (groups < 1 || Ci % size_t(groups) || Co % size_t(groups) || Cig != Ci / size_t(groups))
       c.fail("groups do not fit the input and weight");
     const size_t G = size_t(groups), Cog = Co / G;
-    const auto [sh, sw] = c.pair("stride", {1, 1});
-    const auto [dh, dw] = c.pair("dilation", {1, 1});
-    const auto pad = c.padding();
+    const auto [sh, sw] = c.size_pair("stride", {1, 1});
+    const auto [dh, dw] = c.size_pair("dilation", {1, 1});
+    const auto pad = c.size_padding();
     const int64_t eh = int64_t(H + pad[0] + pad[2]) - int64_t(dh * (kh - 1)) - 1;
     const int64_t ew = int64_t(W + pad[1] + pad[3]) - int64_t(dw * (kw - 1)) - 1;
     if (eh < 0 || ew < 0) c.fail("kernel larger than the padded input");
     const size_t Ho = size_t(eh) / sh + 1, Wo = size_t(ew) / sw + 1, P = Ho * Wo;
-    c.expect(y, {int64_t(N), int64_t(Co), int64_t(Ho), int64_t(Wo)});
+    c.expect_shape(y, {int64_t(N), int64_t(Co), int64_t(Ho), int64_t(Wo)});
     const float* bias = n.inputs.size() > 2 ? upload_dense(n.inputs[2], Co, "bias", n) : nullptr;
     bool hswish = false;
     const f32_minmax mm = c.act(&hswish);
@@ -303,13 +251,13 @@ void CudaRuntime::prepare_node(const NodeDef& n) {
   } else if (n.op == "linear") {
     const ValueDef& x = c.in(0);
     const ValueDef& w = c.in(1);
-    c.activation(x, DType::kF32);
-    c.activation(y, DType::kF32);
+    c.activation_value(x, DType::kF32, "tensor");
+    c.activation_value(y, DType::kF32, "tensor");
     if (w.kind != ValueKind::kConstant || w.shape.size() != 2) c.fail("weight must be [O, K]");
     const size_t O = w.shape[0], K = w.shape[1];
     if (x.shape.size() != 2 || size_t(x.shape[1]) != K) c.fail("input does not match the weight");
     const size_t N = x.shape[0];
-    c.expect(y, {int64_t(N), int64_t(O)});
+    c.expect_shape(y, {int64_t(N), int64_t(O)});
     const float* bias = n.inputs.size() > 2 ? upload_dense(n.inputs[2], O, "bias", n) : nullptr;
     bool hswish = false;
     const f32_minmax mm = c.act(&hswish);
@@ -349,10 +297,10 @@ void CudaRuntime::prepare_node(const NodeDef& n) {
     if (hswish) fn = hswish_after(fn, N * O);
   } else if (n.op == "channel_affine") {
     const ValueDef& x = c.in(0);
-    c.activation(x, DType::kF32);
-    c.activation(y, DType::kF32);
+    c.activation_value(x, DType::kF32, "tensor");
+    c.activation_value(y, DType::kF32, "tensor");
     if (x.shape.size() < 2) c.fail("input must be [N, C, ...]");
-    c.expect(y, x.shape);
+    c.expect_shape(y, x.shape);
     const size_t N = x.shape[0], C = x.shape[1], inner = x.numel() / (N * C);
     const float* scale = upload_dense(n.inputs[1], C, "scale", n);
     const float* shift = upload_dense(n.inputs[2], C, "shift", n);
@@ -362,9 +310,9 @@ void CudaRuntime::prepare_node(const NodeDef& n) {
     fn = [=]() { return cuda::f32_vaffine(N, C, inner, f32(xi), scale, shift, f32(yi), mm, st); };
     if (hswish) fn = hswish_after(fn, N * C * inner);
   } else if (n.op == "relu" || n.op == "relu6" || n.op == "hardswish") {
-    c.activation(c.in(0), DType::kF32);
-    c.activation(y, DType::kF32);
-    c.expect(y, c.in(0).shape);
+    c.activation_value(c.in(0), DType::kF32, "tensor");
+    c.activation_value(y, DType::kF32, "tensor");
+    c.expect_shape(y, c.in(0).shape);
     const size_t total = y.numel();
     if (n.op == "hardswish") {
       info.kernel = "cuda f32_vhswish";
@@ -375,11 +323,11 @@ void CudaRuntime::prepare_node(const NodeDef& n) {
       fn = [=]() { return cuda::f32_vclamp(total, f32(xi), f32(yi), mm, st); };
     }
   } else if (n.op == "add") {
-    c.activation(c.in(0), DType::kF32);
-    c.activation(y, DType::kF32);
+    c.activation_value(c.in(0), DType::kF32, "tensor");
+    c.activation_value(y, DType::kF32, "tensor");
     const ValueDef& bv = c.in(1);
     if (bv.dtype != DType::kF32 || bv.shape != c.in(0).shape) c.fail("inputs must match");
-    c.expect(y, c.in(0).shape);
+    c.expect_shape(y, c.in(0).shape);
     const size_t total = y.numel();
     const uint32_t bi = n.inputs[1];
     const float* bconst =
@@ -414,7 +362,7 @@ void CudaRuntime::prepare_node(const NodeDef& n) {
       chunk.push_back(v.numel() / outer * dtype_size(v.dtype));
       ins.push_back(n.inputs[i]);
     }
-    c.expect(y, expect);
+    c.expect_shape(y, expect);
     size_t row = 0;
     for (size_t b : chunk) row += b;
     info.kernel = "cuda copy_2d";
@@ -430,12 +378,12 @@ void CudaRuntime::prepare_node(const NodeDef& n) {
     };
   } else if (n.op == "max_pool2d" || n.op == "avg_pool2d") {
     const ValueDef& x = c.in(0);
-    c.activation(x, DType::kF32);
-    c.activation(y, DType::kF32);
+    c.activation_value(x, DType::kF32, "tensor");
+    c.activation_value(y, DType::kF32, "tensor");
     if (x.shape.size() != 4) c.fail("input must be [N, C, H, W]");
-    const auto [kh, kw] = c.pair("kernel", {0, 0});
-    const auto [sh, sw] = c.pair("stride", {int64_t(kh), int64_t(kw)});
-    const auto pad = c.padding();
+    const auto [kh, kw] = c.size_pair("kernel", {0, 0});
+    const auto [sh, sw] = c.size_pair("stride", {int64_t(kh), int64_t(kw)});
+    const auto pad = c.size_padding();
     const bool ceil_mode = c.integer("ceil_mode", 0) != 0;
     const bool include_pad = c.integer("count_include_pad", 1) != 0;
     const size_t H = x.shape[2], W = x.shape[3];
@@ -446,7 +394,7 @@ void CudaRuntime::prepare_node(const NodeDef& n) {
       return o;
     };
     const size_t Ho = out_size(H, kh, sh, pad[0], pad[2]), Wo = out_size(W, kw, sw, pad[1], pad[3]);
-    c.expect(y, {x.shape[0], x.shape[1], int64_t(Ho), int64_t(Wo)});
+    c.expect_shape(y, {x.shape[0], x.shape[1], int64_t(Ho), int64_t(Wo)});
     const pool2d_geometry geo{H,  W,      Ho,     Wo,     kh,     kw,         sh,
                               sw, pad[0], pad[1], pad[2], pad[3], include_pad};
     const size_t planes = size_t(x.shape[0] * x.shape[1]);
@@ -458,10 +406,10 @@ void CudaRuntime::prepare_node(const NodeDef& n) {
     };
   } else if (n.op == "global_avg_pool") {
     const ValueDef& x = c.in(0);
-    c.activation(x, DType::kF32);
-    c.activation(y, DType::kF32);
+    c.activation_value(x, DType::kF32, "tensor");
+    c.activation_value(y, DType::kF32, "tensor");
     if (x.shape.size() != 4) c.fail("input must be [N, C, H, W]");
-    c.expect(y, {x.shape[0], x.shape[1], 1, 1});
+    c.expect_shape(y, {x.shape[0], x.shape[1], 1, 1});
     const size_t planes = size_t(x.shape[0] * x.shape[1]), pixels = size_t(x.shape[2] * x.shape[3]);
     info.kernel = "cuda f32_global_avgpool";
     fn = [=]() { return cuda::f32_global_avgpool(planes, pixels, f32(xi), f32(yi), st); };
@@ -474,9 +422,9 @@ void CudaRuntime::prepare_node(const NodeDef& n) {
     fn = [] { return 0; };
   } else if (n.op == "softmax") {
     const ValueDef& x = c.in(0);
-    c.activation(x, DType::kF32);
-    c.activation(y, DType::kF32);
-    c.expect(y, x.shape);
+    c.activation_value(x, DType::kF32, "tensor");
+    c.activation_value(y, DType::kF32, "tensor");
+    c.expect_shape(y, x.shape);
     const int64_t rank = int64_t(x.shape.size());
     int64_t axis = c.integer("axis", -1);
     if (axis < 0) axis += rank;
@@ -490,9 +438,9 @@ void CudaRuntime::prepare_node(const NodeDef& n) {
   } else if (n.op == "quantize" || n.op == "dequantize") {
     const bool q = n.op == "quantize";
     const ValueDef& x = c.in(0);
-    c.activation(x, q ? DType::kF32 : DType::kU8);
-    c.activation(y, q ? DType::kU8 : DType::kF32);
-    c.expect(y, x.shape);
+    c.activation_value(x, q ? DType::kF32 : DType::kU8, "tensor");
+    c.activation_value(y, q ? DType::kU8 : DType::kF32, "tensor");
+    c.expect_shape(y, x.shape);
     auto it = n.attrs.find("scale");
     if (it == n.attrs.end()) c.fail("missing attr 'scale'");
     std::vector<double> sc = it->second.floats;
