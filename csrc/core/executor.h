@@ -16,13 +16,6 @@
 
 namespace edgefit {
 
-struct TensorSpec {
-  std::string name;
-  std::vector<int64_t> shape;
-  DType dtype = DType::kF32;
-  size_t bytes() const;
-};
-
 struct NodeStats {
   std::string name, op, kernel;
   double last_us = 0.0;  // time of this node in the last run

@@ -69,6 +69,18 @@ struct ValueDef {
   size_t cols() const;  // K
 };
 
+// A graph input or output as callers see it (both executors and the Python module).
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  DType dtype = DType::kF32;
+  size_t bytes() const {
+    size_t n = dtype_size(dtype);
+    for (int64_t d : shape) n *= size_t(d);
+    return n;
+  }
+};
+
 struct NodeDef {
   std::string op, name, source;
   std::vector<uint32_t> inputs, outputs;

@@ -12,12 +12,6 @@
 
 namespace edgefit {
 
-size_t CudaTensorSpec::bytes() const {
-  size_t n = dtype_size(dtype);
-  for (int64_t d : shape) n *= size_t(d);
-  return n;
-}
-
 namespace {
 
 using node_context::kInf;

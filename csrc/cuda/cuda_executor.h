@@ -22,13 +22,6 @@ class CudaError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-struct CudaTensorSpec {
-  std::string name;
-  std::vector<int64_t> shape;
-  DType dtype = DType::kF32;
-  size_t bytes() const;
-};
-
 struct CudaNodeInfo {
   std::string name, op, kernel;
 };
@@ -42,8 +35,8 @@ class CudaRuntime {
   CudaRuntime(const CudaRuntime&) = delete;
   CudaRuntime& operator=(const CudaRuntime&) = delete;
 
-  const std::vector<CudaTensorSpec>& inputs() const { return inputs_; }
-  const std::vector<CudaTensorSpec>& outputs() const { return outputs_; }
+  const std::vector<TensorSpec>& inputs() const { return inputs_; }
+  const std::vector<TensorSpec>& outputs() const { return outputs_; }
   // Host pointers as Runtime::run; blocks until the outputs are on the host. Serialised.
   void run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs);
   const std::vector<CudaNodeInfo>& nodes() const { return infos_; }
@@ -61,7 +54,7 @@ class CudaRuntime {
 
   Model model_;
   cuda::stream_t stream_ = nullptr;
-  std::vector<CudaTensorSpec> inputs_, outputs_;
+  std::vector<TensorSpec> inputs_, outputs_;
   std::vector<void*> dev_;          // device pointer of every value
   std::vector<void*> allocations_;  // device buffers to free
   std::vector<std::function<int()>> steps_;

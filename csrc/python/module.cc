@@ -48,8 +48,8 @@ class Session {
 #if defined(EDGEFIT_HAVE_CUDA)
       if (isa.has_value()) throw py::value_error("isa applies to device='cpu' only");
       cuda_ = std::make_unique<CudaRuntime>(path);
-      for (const auto& s : cuda_->inputs()) cuda_inputs_.push_back({s.name, s.shape, s.dtype});
-      for (const auto& s : cuda_->outputs()) cuda_outputs_.push_back({s.name, s.shape, s.dtype});
+      cuda_inputs_ = cuda_->inputs();
+      cuda_outputs_ = cuda_->outputs();
 #else
       throw py::value_error(
           "this build of edgefit has no CUDA support: rebuild with "
