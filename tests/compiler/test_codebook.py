@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import TensorDataset
 
 from edgefit.compiler.compress.codebook import (
     codebook_quantize,
@@ -198,21 +198,7 @@ def test_finetuning_learns_tables_and_assignments() -> None:
     assert any(not np.array_equal(plan[n].indices(), plan0[n].indices()) for n in plan)
 
 
-class _StopAfter(Dataset):
-    def __init__(self, base: Dataset, limit: int) -> None:
-        self.base, self.limit, self.read = base, limit, 0
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, i: int):
-        self.read += 1
-        if self.read > self.limit:
-            raise KeyboardInterrupt
-        return self.base[i]
-
-
-def test_finetune_resumes_exactly(tmp_path) -> None:
+def test_finetune_resumes_exactly(tmp_path, stop_after) -> None:
     data = _data(128)
     torch.manual_seed(0)
     base = Net()
@@ -229,7 +215,7 @@ def test_finetune_resumes_exactly(tmp_path) -> None:
         finetune_codebooks(
             stopped,
             plan,
-            _StopAfter(data, 128 + 50),
+            stop_after(data, 128 + 50),
             epochs=3,
             lr=1e-2,
             progress=False,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from edgefit.compiler.compress.policy import SPARSE_DEFAULT, LayerPolicy, select_weights
 from edgefit.compiler.compress.pruning import (
@@ -182,23 +182,7 @@ def test_gradual_pruner_masks_stay_applied() -> None:
     assert all(enc.nnz <= 0.21 * np.prod(enc.shape) for enc in plan.values())
 
 
-class _StopAfter(Dataset):
-    """Raises after `limit` items have been read: a run killed in the middle of an epoch."""
-
-    def __init__(self, base: Dataset, limit: int) -> None:
-        self.base, self.limit, self.read = base, limit, 0
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, i: int):
-        self.read += 1
-        if self.read > self.limit:
-            raise KeyboardInterrupt
-        return self.base[i]
-
-
-def test_prune_and_finetune_resumes_exactly(tmp_path) -> None:
+def test_prune_and_finetune_resumes_exactly(tmp_path, stop_after) -> None:
     data = _data()
     torch.manual_seed(3)
     straight = Small()
@@ -216,7 +200,7 @@ def test_prune_and_finetune_resumes_exactly(tmp_path) -> None:
         prune_and_finetune(
             stopped,
             0.7,
-            _StopAfter(data, 128 * 2 + 40),
+            stop_after(data, 128 * 2 + 40),
             epochs=4,
             lr=1e-2,
             progress=False,
