@@ -254,8 +254,12 @@ def drive(args: argparse.Namespace) -> int:
         return _drive_split(args, bundle)
     if bundle.backend != "native":
         run_once, names, label = _backend_engine(bundle, args.threads)
-        # int8 activations (TFLite --int8) carry quantization error: judge them like split outputs.
-        tolerance = _split_tolerance() if bundle.manifest.get("options", {}).get("int8") else 1e-4
+        # int8 activations (TFLite --int8) and a split bundle's u8 bottleneck carry quantization
+        # error: judge them like the native split outputs.
+        quantized = (
+            bundle.manifest.get("options", {}).get("int8") or "model" not in bundle.manifest["artifacts"]
+        )
+        tolerance = _split_tolerance() if quantized else 1e-4
     elif "model" not in bundle.manifest["artifacts"]:
         # A split bundle run in one place: head then tail, exactly the single-process model.
         from edgefit.runtime.split.engine import SplitModel

@@ -81,3 +81,29 @@ def test_pi_module_is_refused_on_this_host(builder, tmp_path, capsys) -> None:
     assert main(["run", str(out), "--compare-reference"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "built for aarch64" in err and "flash it to the board" in err, err
+
+
+@pytest.mark.parametrize("backend", ["tflite", "tvm"])
+def test_split_bundle_is_judged_with_the_bottleneck_tolerance(backend: str, tmp_path, capsys) -> None:
+    """A split bundle's u8 bottleneck quantizes the transmitted tensor, so `run --compare-reference`
+    runs head then tail and judges them as the native split does (not at the 1e-4 fp32 tolerance)."""
+    pytest.importorskip(
+        "tflite" if backend == "tflite" else "tvm", reason=f"the {backend} backend is missing"
+    )
+    out = tmp_path / "split"
+    argv = ["compile", "digits_cnn", "--target", "x86_64", "--backend", backend, "--bottleneck", "4"]
+    argv += [
+        "--split-after",
+        "features.2",
+        "--split",
+        "--finetune-epochs",
+        "1",
+        "--no-progress",
+        "-o",
+        str(out),
+    ]
+    assert main(argv) == 0
+    assert set(Bundle.load(out).manifest["artifacts"]) == {"head", "tail"}
+    capsys.readouterr()
+    assert main(["run", str(out), "--compare-reference"]) == 0
+    assert "top-1 agreement 100.0 % ok" in capsys.readouterr().out
