@@ -39,6 +39,7 @@ class CompileOptions:
     print_ir_after: tuple[str, ...] = ()
     progress: bool = True
     tune_trials: int = 0
+    tflite_codebook: str = "gather"  # "gather" (packed indices), "gather-u8" or "densify"
     force: bool = True
     checkpoint_dir: Path | None = None
 
@@ -110,7 +111,10 @@ def _lower(
 
         name = f"{stem}.tflite"
         stats = export_tflite(
-            graph, directory / name, int8_calibration=calibration if opts.compression.int8 else None
+            graph,
+            directory / name,
+            int8_calibration=calibration if opts.compression.int8 else None,
+            codebook=opts.tflite_codebook,
         )
         return {"file": name, **stats}
     from edgefit.compiler.backends.tvm import compile_tvm

@@ -46,6 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--tune-trials", type=int, default=0, help="TVM MetaSchedule trials (0 = default schedules)"
     )
     p.add_argument(
+        "--tflite-codebook",
+        choices=("gather", "gather-u8", "densify"),
+        default="gather",
+        help="TFLite codebook weights: packed indices + GATHER (smallest, default), one byte per "
+        "index + GATHER, or densified fp32 (largest, fastest: XNNPACK runs it)",
+    )
+    p.add_argument(
         "--print-ir-after",
         action="append",
         default=[],
@@ -87,6 +94,7 @@ def drive(args: argparse.Namespace) -> int:
             print_ir_after=tuple(args.print_ir_after),
             progress=not (args.no_progress or args.json),
             tune_trials=args.tune_trials,
+            tflite_codebook=args.tflite_codebook,
             checkpoint_dir=args.checkpoint_dir,
         )
     )

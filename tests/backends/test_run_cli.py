@@ -107,3 +107,19 @@ def test_split_bundle_is_judged_with_the_bottleneck_tolerance(backend: str, tmp_
     capsys.readouterr()
     assert main(["run", str(out), "--compare-reference"]) == 0
     assert "top-1 agreement 100.0 % ok" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("mode", "packed", "gathered"), [("gather", True, True), ("densify", False, False)])
+def test_tflite_codebook_mode_from_the_cli(mode: str, packed: bool, gathered: bool, tmp_path, capsys) -> None:
+    """`--tflite-codebook` reaches the exporter: packed GATHER by default, no GATHER when densified;
+    both runs match the reference."""
+    pytest.importorskip("tflite", reason="writing .tflite files needs the 'tflite' schema package")
+    out = tmp_path / mode
+    argv = ["compile", "digits_cnn", "--target", "x86_64", "--backend", "tflite", "--codebook-bits", "4"]
+    argv += ["--finetune-epochs", "0", "--tflite-codebook", mode, "--no-progress", "-o", str(out)]
+    assert main(argv) == 0
+    stats = Bundle.load(out).manifest["backend_stats"]["model"]
+    assert (stats["packed_gather_tensors"] > 0) == packed, stats
+    assert ("GATHER" in stats["ops"]) == gathered, stats["ops"]
+    capsys.readouterr()
+    assert main(["run", str(out), "--compare-reference"]) == 0

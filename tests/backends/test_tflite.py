@@ -17,7 +17,7 @@ pytest.importorskip("ai_edge_litert", reason="LiteRT (ai-edge-litert) is not ins
 def test_op_matches_reference(case, case_graph, relerr, tmp_path):
     graph, out, inputs = case_graph
     want = reference.run(graph, inputs)[out]
-    for codebook in ("gather", "densify"):
+    for codebook in ("gather", "gather-u8", "densify"):
         path = tmp_path / f"{case}_{codebook}.tflite"
         stats = export_tflite(graph, path, codebook=codebook)
         got = run_tflite(path, inputs)[out]
@@ -83,17 +83,21 @@ def test_codebook_gather_keeps_indices_and_is_smaller(builder, tmp_path):
     y = b.conv(x, Codebook.from_indices((64, 32, 3, 3), 4, idx, table, np.zeros(64)), padding=(1, 1, 1, 1))
     graph = b.graph(y)
     gather = export_tflite(graph, tmp_path / "g.tflite", codebook="gather")
+    byte = export_tflite(graph, tmp_path / "u.tflite", codebook="gather-u8")
     dense = export_tflite(graph, tmp_path / "d.tflite", codebook="densify")
     assert {"CAST", "GATHER"} <= set(gather["ops"]) and "GATHER" not in dense["ops"]
-    # One byte per weight instead of four.
-    assert gather["bytes"] < 0.3 * dense["bytes"]
+    assert gather["packed_gather_tensors"] == 1 and byte["packed_gather_tensors"] == 0
+    # One byte per weight instead of four; half a byte (+ a 2 KiB byte-expanded table) when packed.
+    assert byte["bytes"] < 0.3 * dense["bytes"]
+    assert gather["bytes"] < 0.65 * byte["bytes"]
     xs = {"x": b.rng.standard_normal((1, 32, 6, 6)).astype(np.float32)}
-    np.testing.assert_allclose(
-        run_tflite(tmp_path / "g.tflite", xs)[y],
-        run_tflite(tmp_path / "d.tflite", xs)[y],
-        rtol=1e-5,
-        atol=1e-5,
-    )
+    for p in ("g.tflite", "u.tflite"):
+        np.testing.assert_allclose(
+            run_tflite(tmp_path / p, xs)[y],
+            run_tflite(tmp_path / "d.tflite", xs)[y],
+            rtol=1e-5,
+            atol=1e-5,
+        )
 
 
 def test_unsupported_ops_raise_user_error(builder, tmp_path):

@@ -24,13 +24,15 @@ FUSED = {
 class Lowering:
     graph: Graph
     model: FlatModel
-    codebook: str = "gather"  # "gather" | "densify"
+    codebook: str = "gather"  # "gather" (indices packed where smaller) | "gather-u8" | "densify"
     sparse: str = "densify-op"  # "densify-op" | "dense"
     #: int8 mode: IR activation name -> (min, max) from calibration; None means fp32.
     ranges: dict[str, tuple[float, float]] | None = None
     #: linear weight name -> column permutation (set when a flatten feeds the layer).
     column_perm: dict[str, np.ndarray] = field(default_factory=dict)
-    stats: dict[str, int] = field(default_factory=lambda: {"sparse_tensors": 0, "gather_tensors": 0})
+    stats: dict[str, int] = field(
+        default_factory=lambda: {"sparse_tensors": 0, "gather_tensors": 0, "packed_gather_tensors": 0}
+    )
     #: IR name -> tensor index when the IR tensor is not the tensor of that name (int8 boundaries).
     aliases: dict[str, int] = field(default_factory=dict)
     #: int8 parameters an op dictates (SOFTMAX's output is always scale 1/256, zero point -128).

@@ -40,6 +40,9 @@ LOWERINGS: dict[str, Callable[[Lowering, Node], None]] = {
     "concat": ops_shape.concat,
 }
 
+#: How codebook weights are written (see `export_tflite`).
+CODEBOOK_MODES = ("gather", "gather-u8", "densify")
+
 #: Ops whose int8 kernels need the same scale on input and output: their tensors share one range.
 SAME_SCALE = {
     OP.PAD,
@@ -184,13 +187,17 @@ def export_tflite(
 ) -> dict:
     """Write `graph` as a .tflite flatbuffer (NHWC inside; see `run_tflite` for NCHW numpy I/O).
 
-    codebook: "gather" keeps codebook weights as byte indices + table decoded by CAST + GATHER on
-    every invoke (small file, decode cost, no XNNPACK for that layer); "densify" stores dense floats.
+    codebook: "gather" keeps codebook weights as indices + table decoded by GATHER on every invoke
+    (small file, decode cost, no XNNPACK for that layer), 2/3/4-bit indices packed two or four per
+    byte and GATHERed byte-wise from a 256-row expanded table where that is smaller (`byte_table`);
+    "gather-u8" stores one byte per index (CAST + GATHER); "densify" stores dense floats (largest
+    file, XNNPACK speed). README.md (TFLite codebook weights) has the size/latency numbers.
     sparse: "densify-op" stores block-sparse weights as TFLite sparse tensors behind DENSIFY (what
     XNNPACK's sparse inference keys on); "dense" stores them dense.
-    Returns stats: bytes, ops used, sparse_densify, sparse_tensors, gather_tensors, int8."""
-    if codebook not in ("gather", "densify"):
-        raise UserError(f"codebook must be 'gather' or 'densify', got {codebook!r}")
+    Returns stats: bytes, ops used, sparse_densify, sparse_tensors, gather_tensors,
+    packed_gather_tensors, int8."""
+    if codebook not in CODEBOOK_MODES:
+        raise UserError(f"codebook must be one of {', '.join(CODEBOOK_MODES)}, got {codebook!r}")
     if sparse not in ("densify-op", "dense"):
         raise UserError(f"sparse must be 'densify-op' or 'dense', got {sparse!r}")
     verify(graph)
@@ -205,6 +212,7 @@ def export_tflite(
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+    os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a model file is not a secret
     os.replace(tmp, path)
     return {
         "path": str(path),
@@ -213,5 +221,6 @@ def export_tflite(
         "sparse_densify": ctx.stats["sparse_tensors"] > 0,
         "sparse_tensors": ctx.stats["sparse_tensors"],
         "gather_tensors": ctx.stats["gather_tensors"],
+        "packed_gather_tensors": ctx.stats["packed_gather_tensors"],
         "int8": int8_calibration is not None,
     }

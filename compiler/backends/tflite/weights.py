@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import tflite
 
+from edgefit.compiler.backends.tflite import byte_table
 from edgefit.compiler.backends.tflite.context import Lowering
 from edgefit.compiler.backends.tflite.flatmodel import Quant, Sparsity, Tensor
 from edgefit.compiler.encodings import BlockSparse, Codebook, Dense, Int8PerChannel, WeightEncoding
@@ -26,7 +27,7 @@ def weight_tensor(ctx: Lowering, name: str, enc: WeightEncoding, layout: Layout,
         return _int8_weight(ctx, name, enc, layout, axis)
     if isinstance(enc, BlockSparse) and ctx.sparse == "densify-op":
         return _sparse(ctx, name, layout(enc.to_dense()))
-    if isinstance(enc, Codebook) and ctx.codebook == "gather":
+    if isinstance(enc, Codebook) and ctx.codebook in ("gather", "gather-u8"):
         return _gather(ctx, name, enc, layout, axis)
     if isinstance(enc, Int8PerChannel):
         q = ctx.model.constant(
@@ -59,29 +60,60 @@ def _sparse(ctx: Lowering, name: str, w: np.ndarray) -> int:
 
 
 def _gather(ctx: Lowering, name: str, enc: Codebook, layout: Layout, axis: int) -> int:
-    """Indices (one byte each) + CAST to int32 + GATHER from the flattened tables: the weight stays
-    compressed in the file and is decoded on every invoke (GATHER wants int32 indices)."""
+    """Indices + table decoded by GATHER on every invoke: the weight stays compressed in the file.
+
+    "gather" packs 2/3/4-bit indices several to a byte and GATHERs whole bytes from a byte-expanded
+    table (`byte_table`) where that makes the file smaller; "gather-u8" (and wider codes) store one
+    byte per index (two when tables x entries > 256), CAST to int32 (GATHER's index type) + GATHER."""
     entries = 2**enc.bits
     n_tables = enc.table.shape[0]
-    codes = enc.group.astype(np.int64)[:, None] * entries + enc.indices().astype(np.int64)
-    codes = layout(codes.reshape(enc.shape))
-    code_dtype = np.uint8 if n_tables * entries <= 256 else np.int16
-    idx = ctx.model.constant(f"{name}/codes", codes.astype(code_dtype))
-    idx32 = ctx.model.activation(f"{name}/codes_i32", codes.shape, np.int32)
-    ctx.model.op(OP.CAST, [idx], [idx32], _cast_options(code_dtype))
-    table = ctx.model.constant(f"{name}/table", enc.table.reshape(-1).astype(np.float32))
-    gathered = name if np.all(enc.row_scale == 1) else f"{name}/unscaled"
-    out = ctx.model.activation(gathered, codes.shape)
-    ctx.model.op(OP.GATHER, [table, idx32], [out], _gather_options)
+    idx = layout(enc.indices().reshape(enc.shape))
+    gathered = name if enc.unit_scale else f"{name}/unscaled"
+    packed = None
+    if ctx.codebook == "gather" and _packing_pays(enc, idx.size):
+        table_id = layout(np.broadcast_to(enc.group.reshape(-1, *[1] * (len(enc.shape) - 1)), enc.shape))
+        packed = byte_table.arrange(idx, table_id, axis, enc.bits)
+    if packed is not None:
+        out = byte_table.emit(ctx, name, packed, enc.table, idx.shape, gathered)
+        ctx.stats["packed_gather_tensors"] += 1
+    else:
+        flat = enc.group.astype(np.int64)[:, None] * entries + enc.indices().astype(np.int64)
+        codes = layout(flat.reshape(enc.shape))
+        code_dtype = np.uint8 if n_tables * entries <= 256 else np.int16
+        src = ctx.model.constant(f"{name}/codes", codes.astype(code_dtype))
+        idx32 = ctx.model.activation(f"{name}/codes_i32", codes.shape, np.int32)
+        ctx.model.op(OP.CAST, [src], [idx32], _cast_options(code_dtype))
+        table = ctx.model.constant(f"{name}/table", enc.table.reshape(-1).astype(np.float32))
+        out = ctx.model.activation(gathered, codes.shape)
+        ctx.model.op(OP.GATHER, [table, idx32], [out], _gather_options)
     ctx.stats["gather_tensors"] += 1
     if gathered == name:
         return out
-    bshape = [1] * codes.ndim
+    bshape = [1] * idx.ndim
     bshape[axis] = -1
     scale = ctx.model.constant(f"{name}/row_scale", enc.row_scale.reshape(bshape).astype(np.float32))
-    scaled = ctx.model.activation(name, codes.shape)
+    scaled = ctx.model.activation(name, idx.shape)
     ctx.model.op(OP.MUL, [out, scale], [scaled], _mul_options)
     return scaled
+
+
+#: Flatbuffer bytes of the packed form's extra tensors and operators (measured on small layers):
+#: the base chain, the SLICE a padded last byte needs, the ADD of table offsets.
+PACK_OVERHEAD, SLICE_OVERHEAD, OFFSET_OVERHEAD = 256, 512, 256
+
+
+def _packing_pays(enc: Codebook, count: int) -> bool:
+    """Pack when the bits allow it and the file gets smaller than with one (or two) bytes per index:
+    the indices shrink, the table grows to 256 rows per table (2-4 KiB) and a few tensors come in."""
+    if enc.bits not in byte_table.SLOT_BITS:
+        return False
+    n_tables = enc.table.shape[0]
+    per = 8 // byte_table.SLOT_BITS[enc.bits]
+    one_byte = count * (1 if n_tables * 2**enc.bits <= 256 else 2)
+    packed = -(-count // per) + byte_table.table_growth(n_tables, enc.bits) + PACK_OVERHEAD
+    packed += SLICE_OVERHEAD * (count % per != 0 and n_tables == 1)
+    packed += (OFFSET_OVERHEAD + 4 * enc.shape[0]) * (n_tables > 1)
+    return packed < one_byte
 
 
 def _int8_weight(ctx: Lowering, name: str, enc: WeightEncoding, layout: Layout, axis: int) -> int:
