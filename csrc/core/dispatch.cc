@@ -8,9 +8,12 @@ namespace edgefit {
 GemmConfig select_gemm(Isa isa) {
   GemmConfig c;
   c.im2col = K(f32_im2col__scalar);
+  c.im2col_packed = K(f32_im2col_packed__scalar);
 #if defined(__x86_64__)
+  if (isa == Isa::kAvx2 || isa == Isa::kAvx512) c.im2col_packed = K(f32_im2col_packed__avx2);
   if (isa == Isa::kAvx512) {
     c.gemm = K(f32_gemm_ukernel_6x32__avx512f);
+    c.packed = K(f32_gemm_packed_ukernel_6x32__avx512f);
     c.mr = 6;
     c.nr = 32;
     c.gemv = K(f32_gemv_ukernel_4x8__avx2_fma);
@@ -18,6 +21,7 @@ GemmConfig select_gemm(Isa isa) {
   }
   if (isa == Isa::kAvx2) {
     c.gemm = K(f32_gemm_ukernel_6x16__avx2_fma);
+    c.packed = K(f32_gemm_packed_ukernel_6x16__avx2_fma);
     c.mr = 6;
     c.nr = 16;
     c.gemv = K(f32_gemv_ukernel_4x8__avx2_fma);
@@ -27,6 +31,7 @@ GemmConfig select_gemm(Isa isa) {
 #if defined(__aarch64__) && defined(EDGEFIT_HAVE_NEON_F32_GEMM)
   if (isa == Isa::kNeon) {
     c.gemm = K(f32_gemm_ukernel_8x8__neonfma);
+    c.packed = K(f32_gemm_packed_ukernel_8x8__neonfma);
     c.mr = 8;
     c.nr = 8;
     c.gemv = K(f32_gemv_ukernel_4x4__neonfma);
@@ -35,6 +40,7 @@ GemmConfig select_gemm(Isa isa) {
 #endif
   (void)isa;
   c.gemm = K(f32_gemm_ukernel_4x8__scalar);
+  c.packed = K(f32_gemm_packed_ukernel_4x8__scalar);
   c.mr = 4;
   c.nr = 8;
   c.gemv = K(f32_gemv_ukernel_4x1__scalar);
@@ -43,21 +49,32 @@ GemmConfig select_gemm(Isa isa) {
 
 DwconvConfig select_dwconv(Isa isa) {
   DwconvConfig c;
+  // Every kernel has a padded and an unpadded entry point of one name (f32-dwconv.h): K() picks
+  // the overload by the field's type.
   c.generic = K(f32_dwconv_ukernel_kxk__scalar);
+  c.chw_generic = K(f32_dwconv_ukernel_kxk__scalar);
 #if defined(__x86_64__)
   if (isa == Isa::kAvx2 || isa == Isa::kAvx512) {
     c.k3s1 = K(f32_dwconv_ukernel_3x3s1__avx2_fma);
+    c.chw_k3s1 = K(f32_dwconv_ukernel_3x3s1__avx2_fma);
     c.k3s2 = K(f32_dwconv_ukernel_3x3s2__avx2_fma);
+    c.chw_k3s2 = K(f32_dwconv_ukernel_3x3s2__avx2_fma);
     c.k5s1 = K(f32_dwconv_ukernel_5x5s1__avx2_fma);
+    c.chw_k5s1 = K(f32_dwconv_ukernel_5x5s1__avx2_fma);
     c.k5s2 = K(f32_dwconv_ukernel_5x5s2__avx2_fma);
+    c.chw_k5s2 = K(f32_dwconv_ukernel_5x5s2__avx2_fma);
   }
 #endif
 #if defined(__aarch64__) && defined(EDGEFIT_HAVE_NEON_F32_DWCONV)
   if (isa == Isa::kNeon) {
     c.k3s1 = K(f32_dwconv_ukernel_3x3s1__neonfma);
+    c.chw_k3s1 = K(f32_dwconv_ukernel_3x3s1__neonfma);
     c.k3s2 = K(f32_dwconv_ukernel_3x3s2__neonfma);
+    c.chw_k3s2 = K(f32_dwconv_ukernel_3x3s2__neonfma);
     c.k5s1 = K(f32_dwconv_ukernel_5x5s1__neonfma);
+    c.chw_k5s1 = K(f32_dwconv_ukernel_5x5s1__neonfma);
     c.k5s2 = K(f32_dwconv_ukernel_5x5s2__neonfma);
+    c.chw_k5s2 = K(f32_dwconv_ukernel_5x5s2__neonfma);
   }
 #endif
   (void)isa;
@@ -70,8 +87,8 @@ SpmmConfig select_spmm(Isa isa) {
   if (isa == Isa::kAvx2 || isa == Isa::kAvx512) {
     c.by_block[0] = K(f32_spmm_ukernel_32x1__avx2_fma);
     c.by_block[1] = K(f32_spmm_ukernel_32x2__avx2_fma);
-    c.by_block[2] = K(f32_spmm_ukernel_16x4__avx2_fma);
-    c.tile = 32;
+    c.by_block[2] = K(f32_spmm_ukernel_24x4__avx2_fma);
+    c.tile = 24;
     return c;
   }
 #endif
@@ -199,8 +216,10 @@ std::vector<KernelInfo> kernel_registry(const CpuInfo& cpu) {
   for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kNeon}) {
     const GemmConfig g = select_gemm(isa);
     add(g.gemm.name, "f32-gemm");
+    add(g.packed.name, "f32-gemm");
     add(g.gemv.name, "f32-gemm");
     add(g.im2col.name, "f32-conv");
+    add(g.im2col_packed.name, "f32-conv");
     const DwconvConfig d = select_dwconv(isa);
     for (auto k : {d.generic, d.k3s1, d.k3s2, d.k5s1, d.k5s2}) add(k.name, "f32-dwconv");
     for (auto k : select_spmm(isa).by_block) add(k.name, "f32-spmm");
@@ -211,7 +230,6 @@ std::vector<KernelInfo> kernel_registry(const CpuInfo& cpu) {
     const PoolConfig p = select_pool(isa);
     for (const char* n : {p.max.name, p.avg.name, p.global_avg.name}) add(n, "f32-pool");
   }
-  add("f32_im2col_range__scalar", "f32-conv");
   add("f32_quantize_u8__scalar", "u8-quant");
   add("u8_dequantize_f32__scalar", "u8-quant");
   return out;

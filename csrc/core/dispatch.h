@@ -24,16 +24,20 @@ struct Kernel {
 };
 
 struct GemmConfig {
-  Kernel<f32_gemm_ukernel_fn> gemm;
-  size_t mr = 0;  // rows per packed panel
-  size_t nr = 0;  // columns per register tile (task split granularity)
+  Kernel<f32_gemm_ukernel_fn> gemm;           // reads B as rows (small K / few panels)
+  Kernel<f32_gemm_packed_ukernel_fn> packed;  // the same tile over packed B strips
+  size_t mr = 0;                              // rows per packed panel
+  size_t nr = 0;                              // columns per register tile = packed B strip width
   Kernel<f32_gemv_ukernel_fn> gemv;
-  Kernel<f32_im2col_fn> im2col;
+  Kernel<f32_im2col_fn> im2col;                // the whole [K, P] matrix (sparse / codebook)
+  Kernel<f32_im2col_packed_fn> im2col_packed;  // blocks straight into packed strips (dense)
 };
 
 struct DwconvConfig {
   Kernel<f32_dwconv_ukernel_fn> generic;                 // any kernel / stride / dilation
   Kernel<f32_dwconv_ukernel_fn> k3s1, k3s2, k5s1, k5s2;  // null where no fast variant exists
+  // The same kernels' unpadded entry points (same names; what the executor runs).
+  Kernel<f32_dwconv_chw_ukernel_fn> chw_generic, chw_k3s1, chw_k3s2, chw_k5s1, chw_k5s2;
 };
 
 struct SpmmConfig {

@@ -39,6 +39,33 @@ const float* dense_weights(const NodeCtx& c, const ValueDef& w,
   return out;
 }
 
+// Per-thread packing scratch of f32_gemm_blocked, 64-byte aligned (whole cache lines per strip).
+float* gemm_scratch(size_t floats) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < floats + 16) buf.resize(floats + 16);
+  const uintptr_t at = reinterpret_cast<uintptr_t>(buf.data());
+  return buf.data() + ((64 - at % 64) % 64) / sizeof(float);
+}
+
+size_t blocked_scratch_bytes(const f32_gemm_blocking& bl) {
+  return (f32_gemm_blocked_scratch(bl) + 16) * sizeof(float);
+}
+
+// One GEMM C[m, p] = panels x B over the pool, in the (panel range, column range) tasks of split.
+void run_blocked(ThreadPool* pool, const f32_gemm_blocking& bl, const f32_gemm_split& split,
+                 size_t m, size_t k, size_t p, const float* panels, size_t panel_floats,
+                 const f32_gemm_operand& op, float* c, const f32_minmax* mm) {
+  const size_t n_panels = ceil_div(m, bl.mr), floats = f32_gemm_blocked_scratch(bl);
+  pool->parallel_for(split.tasks(), [&](size_t t) {
+    const size_t j0 = (t % split.col_parts) * split.cols_per;
+    const size_t pi0 = (t / split.col_parts) * split.panels_per;
+    if (j0 >= p || pi0 >= n_panels) return;
+    f32_gemm_blocked(bl, m, k, panels, panel_floats, pi0,
+                     std::min(n_panels, pi0 + split.panels_per), op, j0,
+                     std::min(split.cols_per, p - j0), c, p, gemm_scratch(floats), mm);
+  });
+}
+
 }  // namespace
 
 Runtime::Runtime(const std::string& path, size_t threads, const std::string& isa)
@@ -261,35 +288,33 @@ void Runtime::prepare_node(size_t index) {
         wd = dense_weights(c, w, owned_);
       }
       f32_dwconv_params prm{kh, kw, size_t(sh), size_t(sw), size_t(dh), size_t(dw), mm};
-      Kernel<f32_dwconv_ukernel_fn> kern = ks.dwconv.generic;
+      // Unpadded entry points: a kernel reads its channel in place (zeros for the padding), so
+      // no padded copy of every channel is made per run.
+      Kernel<f32_dwconv_chw_ukernel_fn> kern = ks.dwconv.chw_generic;
       if (dh == 1 && dw == 1 && kh == kw) {
-        Kernel<f32_dwconv_ukernel_fn> fast;
-        if (kh == 3 && sh == 1 && sw == 1) fast = ks.dwconv.k3s1;
-        if (kh == 3 && sh == 2 && sw == 2) fast = ks.dwconv.k3s2;
-        if (kh == 5 && sh == 1 && sw == 1) fast = ks.dwconv.k5s1;
-        if (kh == 5 && sh == 2 && sw == 2) fast = ks.dwconv.k5s2;
+        Kernel<f32_dwconv_chw_ukernel_fn> fast;
+        if (kh == 3 && sh == 1 && sw == 1) fast = ks.dwconv.chw_k3s1;
+        if (kh == 3 && sh == 2 && sw == 2) fast = ks.dwconv.chw_k3s2;
+        if (kh == 5 && sh == 1 && sw == 1) fast = ks.dwconv.chw_k5s1;
+        if (kh == 5 && sh == 2 && sw == 2) fast = ks.dwconv.chw_k5s2;
         if (fast.fn) kern = fast;
       }
       step.stats.kernel = kern.name;
-      // Padded channel: the rows / columns any window touches, plus slack for vector over-reads.
-      const size_t hp = (Ho - 1) * sh + (kh - 1) * dh + 1;
-      const size_t wp = (Wo - 1) * sw + (kw - 1) * dw + 1;
       const size_t pt = size_t(pad[0]), pl = size_t(pad[1]);
-      thread_bytes_ = std::max(thread_bytes_, (hp * wp + 64) * sizeof(float));
+      // Channels per task: ~8 tasks per thread (balance) and >= ~16K outputs per task, so that
+      // a layer of many small channels (7x7 x 960) does not pay one dispatch per channel.
+      const size_t channels = N * Co, threads = pool->threads();
+      const size_t per = std::max<size_t>(
+          1, std::min(ceil_div(channels, 8 * threads), ceil_div(16384, std::max<size_t>(P, 1))));
       step.fn = [=, this]() {
         const float* xp = f32(xi);
         float* yp = f32(yi);
-        pool->parallel_for(N * Co, [&](size_t t) {
-          thread_local std::vector<float> padded;
-          padded.assign(hp * wp + 64, 0.0f);
-          const float* xc = xp + t * H * W;
-          for (size_t r = 0; r < H && r + pt < hp; ++r) {
-            const size_t cols = std::min(W, wp > pl ? wp - pl : 0);
-            std::memcpy(padded.data() + (r + pt) * wp + pl, xc + r * W, cols * sizeof(float));
+        pool->parallel_for(ceil_div(channels, per), [&](size_t t) {
+          for (size_t c = t * per; c < std::min(channels, (t + 1) * per); ++c) {
+            const size_t ch = c % Co;
+            kern.fn(H, W, xp + c * H * W, pt, pl, Ho, Wo, wd + ch * kh * kw, bias ? bias[ch] : 0.0f,
+                    yp + c * P, &prm);
           }
-          const size_t ch = t % Co;
-          kern.fn(Ho, Wo, padded.data(), wp, wd + ch * kh * kw, bias ? bias[ch] : 0.0f, yp + t * P,
-                  &prm);
         });
         if (hswish) hswish_pass(N * Co * P);
       };
@@ -323,70 +348,39 @@ void Runtime::prepare_node(size_t index) {
       const std::string via = direct ? "" : std::string(ks.gemm.im2col.name) + " + ";
       if (w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8) {
         const float* wd = dense_weights(c, w, owned_);
-        const size_t mr = ks.gemm.mr, nr = ks.gemm.nr;
+        const size_t mr = ks.gemm.mr;
         const size_t panel_floats = mr * (K + 1), panels = ceil_div(Cog, mr);
         owned_.emplace_back(G * panels * panel_floats);
         float* packed = owned_.back().data();
         for (size_t g = 0; g < G; ++g)
           f32_gemm_pack(Cog, K, mr, wd + g * Cog * K, bias ? bias + g * Cog : nullptr,
                         packed + g * panels * panel_floats);
-        const auto gemm = ks.gemm.gemm.fn;
-        step.stats.kernel = via + ks.gemm.gemm.name;
-        // Columns per task: the K x nc block of x should stay in L2 (~256 KiB) while every
-        // panel of weights streams past it; deep layers (K = 9 x 512) get narrow chunks.
-        const size_t nc = std::min<size_t>(
-            512, std::max(nr, (size_t(64) * 1024 / std::max<size_t>(K, 1)) / nr * nr));
-        if (!direct) {
-          thread_bytes_ = std::max(thread_bytes_, K * std::min(nc, P) * sizeof(float));
-          // Unfold one chunk of nc output pixels at a time into a per-thread buffer that stays
-          // in cache while every panel of weights streams past it (no full im2col matrix).
-          step.stats.kernel = "f32_im2col_range__scalar + " + std::string(ks.gemm.gemm.name);
-          const size_t threads = pool->threads();
-          step.fn = [=, this]() {
-            const float* xp = f32(xi);
-            float* yp = f32(yi);
-            const size_t chunks = ceil_div(P, nc);
-            // Few chunks (deep layers): also split the panels so every thread has work.
-            const size_t splits =
-                std::min(panels, std::max<size_t>(1, ceil_div(2 * threads, chunks)));
-            const size_t per = ceil_div(panels, splits);
-            for (size_t b = 0; b < N; ++b)
-              for (size_t g = 0; g < G; ++g) {
-                const float* xg = xp + (b * Ci + g * Cig) * H * W;
-                float* C = yp + (b * Co + g * Cog) * P;
-                const float* pk = packed + g * panels * panel_floats;
-                pool->parallel_for(chunks * splits, [&](size_t t) {
-                  const size_t j = (t % chunks) * nc, n = std::min(nc, P - j);
-                  const size_t p0 = (t / chunks) * per, p1 = std::min(panels, p0 + per);
-                  if (p0 >= p1) return;
-                  thread_local std::vector<float> cols;
-                  cols.resize(K * std::min(nc, P));
-                  f32_im2col_range__scalar(&geo, Cig, xg, j, n, cols.data());
-                  for (size_t pi = p0; pi < p1; ++pi)
-                    gemm(std::min(mr, Cog - pi * mr), n, K, pk + pi * panel_floats, cols.data(), n,
-                         C + pi * mr * P + j, P, &mm);
-                });
-              }
-            if (hswish) hswish_pass(N * Co * P);
-          };
-          steps_.push_back(std::move(step));
-          return;
-        }
+        // One blocked GEMM per group (f32_gemm_blocked): B packed in strips once per block and
+        // reused by every panel; k x k convolutions unfold straight into those strips.
+        const f32_gemm_blocking bl = f32_gemm_choose_blocking(ks.gemm.packed.fn, ks.gemm.gemm.fn,
+                                                              mr, ks.gemm.nr, Cog, K, P, direct);
+        const f32_gemm_split split = f32_gemm_split_tasks(bl, Cog, K, P, pool->threads());
+        thread_bytes_ = std::max(thread_bytes_, blocked_scratch_bytes(bl));
+        const auto unfold = ks.gemm.im2col_packed.fn;
+        step.stats.kernel = (direct ? "" : std::string(ks.gemm.im2col_packed.name) + " + ") +
+                            std::string(bl.pack ? ks.gemm.packed.name : ks.gemm.gemm.name);
         step.fn = [=, this]() {
           const float* xp = f32(xi);
           float* yp = f32(yi);
           for (size_t b = 0; b < N; ++b)
             for (size_t g = 0; g < G; ++g) {
-              const float* B = operand(xp, b, g);
-              float* C = yp + (b * Co + g * Cog) * P;
-              const float* pk = packed + g * panels * panel_floats;
-              const size_t chunks = ceil_div(P, nc);
-              pool->parallel_for(chunks * panels, [&](size_t t) {
-                const size_t pi = t % panels, j = (t / panels) * nc;
-                const size_t rows = std::min(mr, Cog - pi * mr);
-                gemm(rows, std::min(nc, P - j), K, pk + pi * panel_floats, B + j, P,
-                     C + pi * mr * P + j, P, &mm);
-              });
+              const float* xg = xp + (b * Ci + g * Cig) * H * W;
+              f32_gemm_operand op;
+              if (direct) {
+                op.b = xg;
+                op.ldb = P;
+              } else {
+                op.geo = &geo;
+                op.x = xg;
+                op.unfold = unfold;
+              }
+              run_blocked(pool, bl, split, Cog, K, P, packed + g * panels * panel_floats,
+                          panel_floats, op, yp + (b * Co + g * Cog) * P, &mm);
             }
           if (hswish) hswish_pass(N * Co * P);
         };
@@ -399,13 +393,18 @@ void Runtime::prepare_node(size_t index) {
         step.stats.kernel = via + kern.name;
         const size_t brows = Cog / sp.block, tile = ks.spmm.tile;
         const size_t threads = pool->threads();
+        // Work split: wide layers split their pixels (each thread reads its part of x; on one
+        // thread two chunks measured faster than one at 56x56 and 112x112), narrow ones (7x7,
+        // 14x14) their output rows, or run as one task on one thread (a pixel chunk would cost
+        // the kernel a partial tile, i.e. one more pass over the weights).
+        const bool by_pixels = P >= 8 * tile * threads;
+        const size_t pc = by_pixels ? ceil_div(ceil_div(P, threads * 2), tile) * tile : P;
+        const size_t pchunks = ceil_div(P, pc);
+        const size_t rsplit = threads > 1 && !by_pixels ? std::min(brows, 2 * threads) : 1;
+        const size_t rc = ceil_div(brows, rsplit);
         step.fn = [=, this]() {
           const float* xp = f32(xi);
           float* yp = f32(yi);
-          const size_t pc = std::max(tile, ceil_div(ceil_div(P, threads * 2), tile) * tile);
-          const size_t pchunks = ceil_div(P, pc);
-          const size_t rsplit = pchunks >= 2 * threads ? 1 : std::min(brows, 2 * threads);
-          const size_t rc = ceil_div(brows, rsplit);
           for (size_t b = 0; b < N; ++b)
             for (size_t g = 0; g < G; ++g) {
               const float* B = operand(xp, b, g);
@@ -458,11 +457,10 @@ void Runtime::prepare_node(size_t index) {
           return;
         }
         // Each panel of MR rows is decoded once per call into a per-thread buffer of at most
-        // kBlockBytes (never the whole dense matrix) and multiplied by the dense f32-gemm
-        // microkernel of this ISA over every pixel chunk: decoding per pixel chunk cost as much
-        // as the GEMM itself on deep layers with few pixels.
-        const auto gemm = ks.gemm.gemm.fn;
-        const size_t mr = ks.gemm.mr, nr = ks.gemm.nr;
+        // kBlockBytes (never the whole dense matrix) and multiplied by the blocked dense GEMM of
+        // this ISA (f32_gemm_blocked, the dense path's driver): decoding per pixel chunk cost as
+        // much as the GEMM itself on deep layers with few pixels.
+        const size_t mr = ks.gemm.mr;
         const size_t panel_floats = mr * (K + 1), panels = ceil_div(Cog, mr);
         // A block of decoded panels per task, at most 1 MiB (1 % of ResNet-50's dense weights;
         // it streams from L2 / L3 like the dense packed weights do); one block per thread when
@@ -472,15 +470,15 @@ void Runtime::prepare_node(size_t index) {
         const size_t threads = pool->threads();
         const size_t block = std::max<size_t>(1, std::min(fit, ceil_div(panels, threads)));
         const size_t blocks = ceil_div(panels, block);
-        const size_t nc = std::min<size_t>(
-            512, std::max(nr, (size_t(64) * 1024 / std::max<size_t>(K, 1)) / nr * nr));
-        // k x k convolutions: each task unfolds nc pixels at a time into a per-thread buffer
-        // that stays in L2 (as the dense path does) instead of a full [K, P] im2col matrix,
-        // unless that matrix is small (deep layers) or many blocks would each redo the unfold.
+        // k x k convolutions: each task unfolds its blocks of B straight into packed strips (as
+        // the dense path does) instead of a full [K, P] im2col matrix, unless that matrix is
+        // small (deep layers) or many blocks would each redo the unfold.
         const bool unfold_chunks = !direct && K * P * sizeof(float) > 1024 * 1024 && blocks <= 4;
-        if (!unfold_chunks) scratch_bytes_ = std::max(scratch_bytes_, im2col_bytes);
-        thread_bytes_ = std::max(thread_bytes_, (block * panel_floats + 8) * sizeof(float) +
-                                                    (unfold_chunks ? K * nc * sizeof(float) : 0));
+        if (!direct && !unfold_chunks) scratch_bytes_ = std::max(scratch_bytes_, im2col_bytes);
+        const f32_gemm_blocking bl = f32_gemm_choose_blocking(
+            ks.gemm.packed.fn, ks.gemm.gemm.fn, mr, ks.gemm.nr, Cog, K, P, !unfold_chunks);
+        thread_bytes_ = std::max(
+            thread_bytes_, (block * panel_floats + 8) * sizeof(float) + blocked_scratch_bytes(bl));
         // The AVX2 codebook kernel's two halves, the decode hoisted out of the pixel loop: its
         // vectorised 4-bit panel decode, then the f32-gemm microkernel of this ISA (6 rows).
         const auto decode_fn = [](size_t m0, size_t rows, const cb_weights* cw, const float* bias,
@@ -492,37 +490,37 @@ void Runtime::prepare_node(size_t index) {
 #endif
         };
         const std::string decode_name = ks.cb.gemm.name;
-        step.stats.kernel = (unfold_chunks ? "f32_im2col_range__scalar + " : via) + decode_name +
-                            " + " + std::string(ks.gemm.gemm.name);
+        const std::string gemm_name = bl.pack ? ks.gemm.packed.name : ks.gemm.gemm.name;
+        const auto unfold = ks.gemm.im2col_packed.fn;
+        step.stats.kernel =
+            (unfold_chunks ? std::string(ks.gemm.im2col_packed.name) + " + " : via) + decode_name +
+            " + " + gemm_name;
         step.fn = [=, this]() {
           const float* xp = f32(xi);
           float* yp = f32(yi);
+          const size_t floats = f32_gemm_blocked_scratch(bl);
           for (size_t b = 0; b < N; ++b)
             for (size_t g = 0; g < G; ++g) {
-              const float* xg = xp + (b * Ci + g * Cig) * H * W;
-              const float* B = unfold_chunks ? nullptr : operand(xp, b, g);
+              f32_gemm_operand op;
+              if (unfold_chunks) {
+                op.geo = &geo;
+                op.x = xp + (b * Ci + g * Cig) * H * W;
+                op.unfold = unfold;
+              } else {
+                op.b = operand(xp, b, g);
+                op.ldb = P;
+              }
               float* C = yp + (b * Co + g * Cog) * P;
               pool->parallel_for(blocks, [&](size_t t) {
                 const size_t p0 = t * block, p1 = std::min(panels, p0 + block);
-                thread_local std::vector<float> dec, cols;
+                thread_local std::vector<float> dec;
                 dec.resize((p1 - p0) * panel_floats + 8);  // + slack for the vector decode
                 for (size_t pi = p0; pi < p1; ++pi)
                   decode_fn(g * Cog + pi * mr, std::min(mr, Cog - pi * mr), &cw, bias,
                             dec.data() + (pi - p0) * panel_floats);
-                if (unfold_chunks) cols.resize(K * std::min(nc, P));
-                for (size_t j = 0; j < P; j += nc) {
-                  const size_t n = std::min(nc, P - j);
-                  const float* xb = B + j;
-                  size_t ldb = P;
-                  if (unfold_chunks) {
-                    f32_im2col_range__scalar(&geo, Cig, xg, j, n, cols.data());
-                    xb = cols.data();
-                    ldb = n;
-                  }
-                  for (size_t pi = p0; pi < p1; ++pi)
-                    gemm(std::min(mr, Cog - pi * mr), n, K, dec.data() + (pi - p0) * panel_floats,
-                         xb, ldb, C + pi * mr * P + j, P, &mm);
-                }
+                // Panels [p0, p1) of this group: rows from p0 * mr on, into C from that row.
+                f32_gemm_blocked(bl, Cog - p0 * mr, K, dec.data(), panel_floats, 0, p1 - p0, op, 0,
+                                 P, C + p0 * mr * P, P, gemm_scratch(floats), &mm);
               });
             }
           if (hswish) hswish_pass(N * Co * P);

@@ -107,7 +107,7 @@ def _cases(h: SimpleNamespace) -> list[tuple[str, str, Case]]:
     cases.append(
         (
             "conv1x1-dense",
-            "f32_gemm_ukernel_8x8__neonfma",
+            "ukernel_8x8__neonfma",  # the packed-strip or the in-place variant, by size
             _conv(h, rng, w1, "dense", (13, 11), 1, 1, 1, "relu6"),
         )
     )
@@ -115,7 +115,7 @@ def _cases(h: SimpleNamespace) -> list[tuple[str, str, Case]]:
     cases.append(
         (
             "conv3x3s2-dense",
-            "f32_gemm_ukernel_8x8__neonfma",
+            "ukernel_8x8__neonfma",
             _conv(h, rng, w3, "dense", (15, 14), 3, 2, 1, "relu"),
         )
     )

@@ -1,6 +1,8 @@
 // f32 k x k convolution by im2col + f32-gemm: one group of a CHW image is unfolded into
 // cols[Cg * kh * kw, Ho * Wo] (rows ordered like the weight's [Cg, kh, kw]), then multiplied by
-// the packed weights. 1x1 stride-1 unpadded convolutions skip this and are a plain GEMM over CHW.
+// the packed weights. Dense convolutions unfold one K block x column block at a time straight
+// into the GEMM's packed-B strips (f32_im2col_packed); the whole matrix (f32_im2col) serves the
+// sparse and codebook kernels. 1x1 stride-1 unpadded convolutions are a plain GEMM over CHW.
 #pragma once
 
 #include "kernels/common.h"
@@ -22,9 +24,18 @@ typedef void (*f32_im2col_fn)(const conv2d_geometry* g, size_t channels, const f
 
 void f32_im2col__scalar(const conv2d_geometry* g, size_t channels, const float* x, float* cols);
 
-// The columns of output pixels [p0, p0 + np) only (row-major pixel index p = oy * wo + ox):
-// cols[channels * kh * kw, np]. Lets a convolution unfold one cache-sized chunk at a time.
-void f32_im2col_range__scalar(const conv2d_geometry* g, size_t channels, const float* x, size_t p0,
-                              size_t np, float* cols);
+// Rows [k0, k0 + kc) (row k = (c * kh + ky) * kw + kx) x pixels [p0, p0 + np) of the unfolded
+// matrix, written straight in the f32-gemm packed-B layout: ceil(np / nr) strips of [kc][nr] floats
+// (strip s at out + s * kc * nr), zero past np. One copy instead of im2col + packing.
+typedef void (*f32_im2col_packed_fn)(const conv2d_geometry* g, const float* x, size_t k0, size_t kc,
+                                     size_t p0, size_t np, size_t nr, float* out);
+
+void f32_im2col_packed__scalar(const conv2d_geometry* g, const float* x, size_t k0, size_t kc,
+                               size_t p0, size_t np, size_t nr, float* out);
+#if defined(__x86_64__) || defined(_M_X64)
+// Same output, 8 pixels per vector; calls scalar for plain rows (nr >= np), nr % 8 != 0, wo < 4.
+void f32_im2col_packed__avx2(const conv2d_geometry* g, const float* x, size_t k0, size_t kc,
+                             size_t p0, size_t np, size_t nr, float* out);
+#endif
 
 }  // namespace edgefit

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "kernels/f32-conv/f32-conv.h"
+#include "kernels/f32-gemm/f32-gemm.h"
 
 namespace edgefit {
 
@@ -32,45 +33,91 @@ void f32_im2col__scalar(const conv2d_geometry* g, size_t channels, const float* 
   }
 }
 
-void f32_im2col_range__scalar(const conv2d_geometry* g, size_t channels, const float* x, size_t p0,
-                              size_t np, float* cols) {
-  const size_t p1 = p0 + np;
-  for (size_t c = 0; c < channels; ++c) {
-    const float* xc = x + c * g->h * g->w;
-    for (size_t ky = 0; ky < g->kh; ++ky) {
-      for (size_t kx = 0; kx < g->kw; ++kx) {
-        float* out = cols + ((c * g->kh + ky) * g->kw + kx) * np - p0;
-        // Walk the chunk one output row segment at a time: zeros where the window is in the
-        // padding, a (strided) copy in between.
-        for (size_t p = p0; p < p1;) {
-          const size_t oy = p / g->wo, ox0 = p % g->wo;
-          const size_t ox1 = std::min(g->wo, ox0 + (p1 - p));
-          const ptrdiff_t iy = ptrdiff_t(oy * g->sh + ky * g->dh) - ptrdiff_t(g->pt);
-          float* o = out + oy * g->wo;
-          if (iy < 0 || iy >= ptrdiff_t(g->h)) {
-            for (size_t ox = ox0; ox < ox1; ++ox) o[ox] = 0.0f;
-          } else {
-            const float* xrow = xc + size_t(iy) * g->w;
-            // Valid ox: pl <= ox * sw + kx * dw < w + pl.
-            const ptrdiff_t off = ptrdiff_t(kx * g->dw) - ptrdiff_t(g->pl);
-            const ptrdiff_t lo_num = -off;  // ox * sw >= -off
-            size_t lo =
-                lo_num <= 0 ? 0 : size_t((lo_num + ptrdiff_t(g->sw) - 1) / ptrdiff_t(g->sw));
-            const ptrdiff_t hi_num = ptrdiff_t(g->w) - off;  // ox * sw < w - off
-            size_t hi =
-                hi_num <= 0 ? 0 : size_t((hi_num + ptrdiff_t(g->sw) - 1) / ptrdiff_t(g->sw));
-            lo = std::min(std::max(lo, ox0), ox1);
-            hi = std::min(std::max(hi, lo), ox1);
-            for (size_t ox = ox0; ox < lo; ++ox) o[ox] = 0.0f;
-            if (g->sw == 1) {
-              std::memcpy(o + lo, xrow + (ptrdiff_t(lo) + off), (hi - lo) * sizeof(float));
-            } else {
-              for (size_t ox = lo; ox < hi; ++ox) o[ox] = xrow[ptrdiff_t(ox * g->sw) + off];
-            }
-            for (size_t ox = hi; ox < ox1; ++ox) o[ox] = 0.0f;
-          }
-          p += ox1 - ox0;
+}  // namespace edgefit
+
+namespace edgefit {
+
+namespace {
+
+// One row (c, ky, kx) of the unfolded matrix for the output pixels p0 .. p0 + count, written
+// contiguously to dst: the chunk is walked one output-row segment at a time, zeros where the
+// window is in the padding, a (strided) copy in between.
+inline void unfold_row(const conv2d_geometry* g, const float* xc, size_t ky, size_t kx, size_t p0,
+                       size_t count, float* dst) {
+  const ptrdiff_t sw = ptrdiff_t(g->sw);
+  // Valid ox for this kx: pl <= ox * sw + kx * dw < w + pl.
+  const ptrdiff_t off = ptrdiff_t(kx * g->dw) - ptrdiff_t(g->pl);
+  const ptrdiff_t hi_num = ptrdiff_t(g->w) - off;
+  size_t lo_kx = 0, hi_kx = 0;
+  if (sw == 1) {  // no division in the common case
+    lo_kx = off >= 0 ? 0 : size_t(-off);
+    hi_kx = hi_num <= 0 ? 0 : size_t(hi_num);
+  } else {
+    lo_kx = off >= 0 ? 0 : size_t((-off + sw - 1) / sw);
+    hi_kx = hi_num <= 0 ? 0 : size_t((hi_num + sw - 1) / sw);
+  }
+  size_t oy = p0 / g->wo, ox0 = p0 % g->wo;
+  while (count > 0) {
+    const size_t ox1 = std::min(g->wo, ox0 + count), seg = ox1 - ox0;
+    const ptrdiff_t iy = ptrdiff_t(oy * g->sh + ky * g->dh) - ptrdiff_t(g->pt);
+    if (iy < 0 || iy >= ptrdiff_t(g->h)) {
+      std::memset(dst, 0, seg * sizeof(float));
+    } else {
+      const float* xrow = xc + size_t(iy) * g->w;
+      const size_t lo = std::min(std::max(lo_kx, ox0), ox1);
+      const size_t hi = std::min(std::max(hi_kx, lo), ox1);
+      float* o = dst - ox0;
+      for (size_t ox = ox0; ox < lo; ++ox) o[ox] = 0.0f;
+      if (hi > lo) {
+        const float* src = xrow + (ptrdiff_t(lo) * sw + off);
+        if (sw == 1)
+          std::memcpy(o + lo, src, (hi - lo) * sizeof(float));
+        else
+          for (size_t t = 0; t < hi - lo; ++t) o[lo + t] = src[ptrdiff_t(t) * sw];
+      }
+      for (size_t ox = hi; ox < ox1; ++ox) o[ox] = 0.0f;
+    }
+    dst += seg;
+    count -= seg;
+    ox0 = 0;
+    ++oy;
+  }
+}
+
+}  // namespace
+
+void f32_im2col_packed__scalar(const conv2d_geometry* g, const float* x, size_t k0, size_t kc,
+                               size_t p0, size_t np, size_t nr, float* out) {
+  // Each row is unfolded contiguously (long runs: memcpy / memset), then, unless the block is
+  // one strip wide, scattered over the strips in whole-strip copies, a sub-chunk of columns at
+  // a time through an L1-resident row buffer.
+  constexpr size_t kTmp = 1024;
+  alignas(64) float tmp[kTmp];
+  const size_t strip_floats = kc * nr;
+  const size_t sub = nr >= np ? np : std::max(nr, kTmp / nr * nr);
+  for (size_t q0 = 0; q0 < np; q0 += sub) {
+    const size_t cols = std::min(sub, np - q0);
+    size_t c = k0 / (g->kh * g->kw), ky = k0 / g->kw % g->kh, kx = k0 % g->kw;
+    for (size_t kk = 0; kk < kc; ++kk) {
+      const float* xc = x + c * g->h * g->w;
+      float* row = out + (q0 / nr) * strip_floats + kk * nr;
+      if (nr >= np) {
+        unfold_row(g, xc, ky, kx, p0, np, row);
+        for (size_t i = np; i < nr; ++i) row[i] = 0.0f;
+      } else if (cols <= kTmp) {
+        unfold_row(g, xc, ky, kx, p0 + q0, cols, tmp);
+        f32_gemm_strips_from_row(cols, nr, tmp, row, strip_floats);
+      } else {  // strips wider than the buffer: unfold one strip at a time
+        for (size_t j = 0; j < cols; j += nr) {
+          const size_t w = std::min(nr, cols - j);
+          float* srow = row + (j / nr) * strip_floats;
+          unfold_row(g, xc, ky, kx, p0 + q0 + j, w, srow);
+          for (size_t i = w; i < nr; ++i) srow[i] = 0.0f;
         }
+      }
+      if (++kx == g->kw) {
+        kx = 0;
+        if (++ky == g->kh) ky = 0, ++c;
       }
     }
   }

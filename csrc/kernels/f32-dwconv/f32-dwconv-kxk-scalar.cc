@@ -1,4 +1,5 @@
-// Reference depthwise convolution over a padded channel: any kernel, stride and dilation.
+// Reference depthwise convolution, any kernel, stride and dilation: over a padded channel, and over
+// the channel itself with bounds checks (taps in the padding are skipped).
 #include "kernels/f32-dwconv/f32-dwconv.h"
 
 namespace edgefit {
@@ -12,6 +13,27 @@ void f32_dwconv_ukernel_kxk__scalar(size_t ho, size_t wo, const float* xpad, siz
       for (size_t ky = 0; ky < p->kh; ++ky) {
         const float* row = xpad + (oy * p->sh + ky * p->dh) * xpad_stride + ox * p->sw;
         for (size_t kx = 0; kx < p->kw; ++kx) acc += row[kx * p->dw] * w[ky * p->kw + kx];
+      }
+      y[oy * wo + ox] = f32_clamp(acc, &p->minmax);
+    }
+  }
+}
+
+void f32_dwconv_ukernel_kxk__scalar(size_t h, size_t w, const float* x, size_t pad_top,
+                                    size_t pad_left, size_t ho, size_t wo, const float* k,
+                                    float bias, float* y, const f32_dwconv_params* p) {
+  for (size_t oy = 0; oy < ho; ++oy) {
+    for (size_t ox = 0; ox < wo; ++ox) {
+      float acc = bias;
+      for (size_t ky = 0; ky < p->kh; ++ky) {
+        const size_t iy = oy * p->sh + ky * p->dh;  // in padded coordinates
+        if (iy < pad_top || iy - pad_top >= h) continue;
+        const float* row = x + (iy - pad_top) * w;
+        for (size_t kx = 0; kx < p->kw; ++kx) {
+          const size_t ix = ox * p->sw + kx * p->dw;
+          if (ix < pad_left || ix - pad_left >= w) continue;
+          acc += row[ix - pad_left] * k[ky * p->kw + kx];
+        }
       }
       y[oy * wo + ox] = f32_clamp(acc, &p->minmax);
     }

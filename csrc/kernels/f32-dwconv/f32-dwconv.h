@@ -1,9 +1,14 @@
-// f32 depthwise convolution, one channel at a time, over a zero-padded copy of the channel
-// (the executor pads it, so kernels never bound-check): y[oy, ox] = clamp(bias + sum over the
-// window of xpad[oy*sh + ky*dh, ox*sw + kx*dw] * w[ky, kx]).
+// f32 depthwise convolution, one channel at a time: y[oy, ox] = clamp(bias + sum over the window
+// of x[oy*sh + ky*dh - pad_top, ox*sw + kx*dw - pad_left] * w[ky, kx]), taps outside x being zero.
 //
-// The padded input has `xpad_stride` floats per row and at least 32 readable floats past the
-// last element any window touches (vector kernels over-read, and discard, a tail).
+// Each kernel has two entry points (overloads of one name):
+// - unpadded (what the executor calls): x is the channel itself, [h, w] floats, read only inside
+//   those bounds; the padding is implied (pad_top / pad_left given, bottom / right by ho, wo).
+//   The fast variants pad rows one at a time into a small per-thread ring (f32-dwconv-ring.h), so
+//   a channel is read once and never copied whole.
+// - padded (legacy; tools/arm and the CUDA tests compare with it): xpad is a zero-padded copy with
+//   `xpad_stride` floats per row and at least 32 readable floats past the last element any window
+//   touches (vector kernels over-read, and discard, a tail).
 #pragma once
 
 #include "kernels/common.h"
@@ -20,11 +25,19 @@ struct f32_dwconv_params {
 typedef void (*f32_dwconv_ukernel_fn)(size_t ho, size_t wo, const float* xpad, size_t xpad_stride,
                                       const float* w, float bias, float* y,
                                       const f32_dwconv_params* p);
+typedef void (*f32_dwconv_chw_ukernel_fn)(size_t h, size_t w, const float* x, size_t pad_top,
+                                          size_t pad_left, size_t ho, size_t wo, const float* k,
+                                          float bias, float* y, const f32_dwconv_params* p);
+
+#define EDGEFIT_DECLARE_DWCONV_CHW(name)                                                    \
+  void name(size_t h, size_t w, const float* x, size_t pad_top, size_t pad_left, size_t ho, \
+            size_t wo, const float* k, float bias, float* y, const f32_dwconv_params* p);
 
 // Any kernel size, stride and dilation.
 void f32_dwconv_ukernel_kxk__scalar(size_t ho, size_t wo, const float* xpad, size_t xpad_stride,
                                     const float* w, float bias, float* y,
                                     const f32_dwconv_params* p);
+EDGEFIT_DECLARE_DWCONV_CHW(f32_dwconv_ukernel_kxk__scalar)
 #if defined(__x86_64__) || defined(_M_X64)
 // Fixed kernel and stride, dilation 1.
 void f32_dwconv_ukernel_3x3s1__avx2_fma(size_t ho, size_t wo, const float* xpad, size_t xpad_stride,
@@ -39,6 +52,10 @@ void f32_dwconv_ukernel_5x5s1__avx2_fma(size_t ho, size_t wo, const float* xpad,
 void f32_dwconv_ukernel_5x5s2__avx2_fma(size_t ho, size_t wo, const float* xpad, size_t xpad_stride,
                                         const float* w, float bias, float* y,
                                         const f32_dwconv_params* p);
+EDGEFIT_DECLARE_DWCONV_CHW(f32_dwconv_ukernel_3x3s1__avx2_fma)
+EDGEFIT_DECLARE_DWCONV_CHW(f32_dwconv_ukernel_3x3s2__avx2_fma)
+EDGEFIT_DECLARE_DWCONV_CHW(f32_dwconv_ukernel_5x5s1__avx2_fma)
+EDGEFIT_DECLARE_DWCONV_CHW(f32_dwconv_ukernel_5x5s2__avx2_fma)
 #endif
 #if defined(__aarch64__)
 // Provided by csrc/kernels/f32-dwconv/*neon*.cc (EDGEFIT_HAVE_NEON_F32_DWCONV).
@@ -54,6 +71,10 @@ void f32_dwconv_ukernel_5x5s1__neonfma(size_t ho, size_t wo, const float* xpad, 
 void f32_dwconv_ukernel_5x5s2__neonfma(size_t ho, size_t wo, const float* xpad, size_t xpad_stride,
                                        const float* w, float bias, float* y,
                                        const f32_dwconv_params* p);
+EDGEFIT_DECLARE_DWCONV_CHW(f32_dwconv_ukernel_3x3s1__neonfma)
+EDGEFIT_DECLARE_DWCONV_CHW(f32_dwconv_ukernel_3x3s2__neonfma)
+EDGEFIT_DECLARE_DWCONV_CHW(f32_dwconv_ukernel_5x5s1__neonfma)
+EDGEFIT_DECLARE_DWCONV_CHW(f32_dwconv_ukernel_5x5s2__neonfma)
 #endif
 
 }  // namespace edgefit

@@ -90,6 +90,141 @@ void f32_gemm_ukernel_6x16__avx2_fma(size_t mr, size_t n, size_t k, const float*
   if (j < n) tile_tail(n - j, k, panel, b + j, ldb, c + j, ldc, mr, vmin, vmax);
 }
 
+namespace {
+
+// One 6x16 tile of the packed-B kernel: b is one strip ([k][16], zero past nr), c starts at the
+// tile's first column; nr < 16 masks the loads of c and the stores.
+template <bool kTail>
+inline void packed_tile(size_t mr, size_t nr, size_t k, const float* w, const float* bias,
+                        const float* b, float* c, size_t ldc, const f32_minmax* params) {
+  const __m256i m0 = kTail ? tail_mask(nr < 8 ? nr : 8) : _mm256_set1_epi32(-1);
+  const __m256i m1 = kTail ? tail_mask(nr > 8 ? nr - 8 : 0) : _mm256_set1_epi32(-1);
+  auto ld = [&](const float* p, __m256i m) {
+    return kTail ? _mm256_maskload_ps(p, m) : _mm256_loadu_ps(p);
+  };
+  // Rows past mr start from (and are never stored to) row mr - 1 of c, so nothing outside the
+  // tile is read.
+  const size_t r1 = mr > 1 ? 1 : 0, r2 = mr > 2 ? 2 : r1, r3 = mr > 3 ? 3 : r2,
+               r4 = mr > 4 ? 4 : r3, r5 = mr > 5 ? 5 : r4;
+  __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+  if (bias != nullptr) {
+    c00 = _mm256_broadcast_ss(bias + 0), c01 = c00;
+    c10 = _mm256_broadcast_ss(bias + 1), c11 = c10;
+    c20 = _mm256_broadcast_ss(bias + 2), c21 = c20;
+    c30 = _mm256_broadcast_ss(bias + 3), c31 = c30;
+    c40 = _mm256_broadcast_ss(bias + 4), c41 = c40;
+    c50 = _mm256_broadcast_ss(bias + 5), c51 = c50;
+  } else {
+    c00 = ld(c, m0), c01 = ld(c + 8, m1);
+    c10 = ld(c + r1 * ldc, m0), c11 = ld(c + r1 * ldc + 8, m1);
+    c20 = ld(c + r2 * ldc, m0), c21 = ld(c + r2 * ldc + 8, m1);
+    c30 = ld(c + r3 * ldc, m0), c31 = ld(c + r3 * ldc + 8, m1);
+    c40 = ld(c + r4 * ldc, m0), c41 = ld(c + r4 * ldc + 8, m1);
+    c50 = ld(c + r5 * ldc, m0), c51 = ld(c + r5 * ldc + 8, m1);
+  }
+  for (size_t kk = 0; kk < k; ++kk) {
+    const __m256 b0 = _mm256_loadu_ps(b);
+    const __m256 b1 = _mm256_loadu_ps(b + 8);
+    b += 16;
+    __m256 wv = _mm256_broadcast_ss(w + 0);
+    c00 = _mm256_fmadd_ps(wv, b0, c00);
+    c01 = _mm256_fmadd_ps(wv, b1, c01);
+    wv = _mm256_broadcast_ss(w + 1);
+    c10 = _mm256_fmadd_ps(wv, b0, c10);
+    c11 = _mm256_fmadd_ps(wv, b1, c11);
+    wv = _mm256_broadcast_ss(w + 2);
+    c20 = _mm256_fmadd_ps(wv, b0, c20);
+    c21 = _mm256_fmadd_ps(wv, b1, c21);
+    wv = _mm256_broadcast_ss(w + 3);
+    c30 = _mm256_fmadd_ps(wv, b0, c30);
+    c31 = _mm256_fmadd_ps(wv, b1, c31);
+    wv = _mm256_broadcast_ss(w + 4);
+    c40 = _mm256_fmadd_ps(wv, b0, c40);
+    c41 = _mm256_fmadd_ps(wv, b1, c41);
+    wv = _mm256_broadcast_ss(w + 5);
+    c50 = _mm256_fmadd_ps(wv, b0, c50);
+    c51 = _mm256_fmadd_ps(wv, b1, c51);
+    w += 6;
+  }
+  if (params != nullptr) {
+    const __m256 vmin = _mm256_set1_ps(params->min), vmax = _mm256_set1_ps(params->max);
+    auto cl = [&](__m256& v) { v = _mm256_min_ps(_mm256_max_ps(v, vmin), vmax); };
+    cl(c00), cl(c01), cl(c10), cl(c11), cl(c20), cl(c21);
+    cl(c30), cl(c31), cl(c40), cl(c41), cl(c50), cl(c51);
+  }
+  auto st = [&](float* p, __m256 v0, __m256 v1) {
+    if (kTail) {
+      _mm256_maskstore_ps(p, m0, v0);
+      _mm256_maskstore_ps(p + 8, m1, v1);
+    } else {
+      _mm256_storeu_ps(p, v0);
+      _mm256_storeu_ps(p + 8, v1);
+    }
+  };
+  // An if-chain, not a loop over an array of the accumulators (which GCC puts on the stack).
+  st(c, c00, c01);
+  if (mr > 1) st(c + ldc, c10, c11);
+  if (mr > 2) st(c + 2 * ldc, c20, c21);
+  if (mr > 3) st(c + 3 * ldc, c30, c31);
+  if (mr > 4) st(c + 4 * ldc, c40, c41);
+  if (mr > 5) st(c + 5 * ldc, c50, c51);
+}
+
+// A tail strip of at most 8 columns: only the strip's first half is computed (6 accumulators),
+// so e.g. 7x7 images (49 = 3 x 16 + 1 pixels) do not pay a whole 16-column tile for 1 column.
+inline void packed_tile_half(size_t mr, size_t nr, size_t k, const float* w, const float* bias,
+                             const float* b, float* c, size_t ldc, const f32_minmax* params) {
+  const __m256i m0 = tail_mask(nr);
+  const size_t r1 = mr > 1 ? 1 : 0, r2 = mr > 2 ? 2 : r1, r3 = mr > 3 ? 3 : r2,
+               r4 = mr > 4 ? 4 : r3, r5 = mr > 5 ? 5 : r4;
+  __m256 c0, c1, c2, c3, c4, c5;
+  if (bias != nullptr) {
+    c0 = _mm256_broadcast_ss(bias + 0), c1 = _mm256_broadcast_ss(bias + 1);
+    c2 = _mm256_broadcast_ss(bias + 2), c3 = _mm256_broadcast_ss(bias + 3);
+    c4 = _mm256_broadcast_ss(bias + 4), c5 = _mm256_broadcast_ss(bias + 5);
+  } else {
+    c0 = _mm256_maskload_ps(c, m0), c1 = _mm256_maskload_ps(c + r1 * ldc, m0);
+    c2 = _mm256_maskload_ps(c + r2 * ldc, m0), c3 = _mm256_maskload_ps(c + r3 * ldc, m0);
+    c4 = _mm256_maskload_ps(c + r4 * ldc, m0), c5 = _mm256_maskload_ps(c + r5 * ldc, m0);
+  }
+  for (size_t kk = 0; kk < k; ++kk) {
+    const __m256 b0 = _mm256_loadu_ps(b);
+    b += 16;
+    c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + 0), b0, c0);
+    c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + 1), b0, c1);
+    c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + 2), b0, c2);
+    c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + 3), b0, c3);
+    c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + 4), b0, c4);
+    c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + 5), b0, c5);
+    w += 6;
+  }
+  if (params != nullptr) {
+    const __m256 vmin = _mm256_set1_ps(params->min), vmax = _mm256_set1_ps(params->max);
+    auto cl = [&](__m256& v) { v = _mm256_min_ps(_mm256_max_ps(v, vmin), vmax); };
+    cl(c0), cl(c1), cl(c2), cl(c3), cl(c4), cl(c5);
+  }
+  _mm256_maskstore_ps(c, m0, c0);
+  if (mr > 1) _mm256_maskstore_ps(c + ldc, m0, c1);
+  if (mr > 2) _mm256_maskstore_ps(c + 2 * ldc, m0, c2);
+  if (mr > 3) _mm256_maskstore_ps(c + 3 * ldc, m0, c3);
+  if (mr > 4) _mm256_maskstore_ps(c + 4 * ldc, m0, c4);
+  if (mr > 5) _mm256_maskstore_ps(c + 5 * ldc, m0, c5);
+}
+
+}  // namespace
+
+void f32_gemm_packed_ukernel_6x16__avx2_fma(size_t mr, size_t n, size_t k, const float* w,
+                                            const float* bias, const float* b, float* c, size_t ldc,
+                                            const f32_minmax* params) {
+  size_t j = 0;
+  for (; j + 16 <= n; j += 16, b += k * 16)
+    packed_tile<false>(mr, 16, k, w, bias, b, c + j, ldc, params);
+  if (j + 8 < n)
+    packed_tile<true>(mr, n - j, k, w, bias, b, c + j, ldc, params);
+  else if (j < n)
+    packed_tile_half(mr, n - j, k, w, bias, b, c + j, ldc, params);
+}
+
 void f32_gemv_ukernel_4x8__avx2_fma(size_t m, size_t k, const float* w, const float* bias,
                                     const float* x, float* y, const f32_minmax* params) {
   auto hsum = [](__m256 v) {

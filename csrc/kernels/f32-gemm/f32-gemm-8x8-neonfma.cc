@@ -172,6 +172,116 @@ void f32_gemm_ukernel_8x8__neonfma(size_t mr, size_t n, size_t k, const float* p
   if (j < n) tile_8x4<false>(mr, n - j, k, panel, b + j, ldb, c + j, ldc, vmin, vmax);
 }
 
+namespace {
+
+// 8 floats of row r of c (columns past nr: zero on load, untouched on store).
+inline void load_row8(const float* p, size_t nr, float32x4_t& a, float32x4_t& b) {
+  if (nr >= 8) {
+    a = vld1q_f32(p);
+    b = vld1q_f32(p + 4);
+  } else if (nr >= 4) {
+    a = vld1q_f32(p);
+    b = nr > 4 ? load_partial(p + 4, nr - 4) : vdupq_n_f32(0.0f);
+  } else {
+    a = load_partial(p, nr);
+    b = vdupq_n_f32(0.0f);
+  }
+}
+
+inline void store_row8(float* p, size_t nr, float32x4_t a, float32x4_t b) {
+  if (nr >= 8) {
+    vst1q_f32(p, a);
+    vst1q_f32(p + 4, b);
+  } else if (nr >= 4) {
+    vst1q_f32(p, a);
+    if (nr > 4) store_partial(p + 4, b, nr - 4);
+  } else {
+    store_partial(p, a, nr);
+  }
+}
+
+}  // namespace
+
+// Packed-B variant: strips of 8 columns ([k][8], zero past n), so every B load is a full q pair;
+// only the loads of c (accumulating K blocks) and the stores of a tail strip go lane by lane.
+void f32_gemm_packed_ukernel_8x8__neonfma(size_t mr, size_t n, size_t k, const float* w,
+                                          const float* bias, const float* b, float* c, size_t ldc,
+                                          const f32_minmax* params) {
+  for (size_t j = 0; j < n; j += 8, b += k * 8) {
+    const size_t nr = n - j < 8 ? n - j : 8;
+    float* cj = c + j;
+    float32x4_t c0a, c0b, c1a, c1b, c2a, c2b, c3a, c3b, c4a, c4b, c5a, c5b, c6a, c6b, c7a, c7b;
+    if (bias != nullptr) {
+      const float32x4_t bias0123 = vld1q_f32(bias);
+      const float32x4_t bias4567 = vld1q_f32(bias + 4);
+      c0a = c0b = vdupq_laneq_f32(bias0123, 0);
+      c1a = c1b = vdupq_laneq_f32(bias0123, 1);
+      c2a = c2b = vdupq_laneq_f32(bias0123, 2);
+      c3a = c3b = vdupq_laneq_f32(bias0123, 3);
+      c4a = c4b = vdupq_laneq_f32(bias4567, 0);
+      c5a = c5b = vdupq_laneq_f32(bias4567, 1);
+      c6a = c6b = vdupq_laneq_f32(bias4567, 2);
+      c7a = c7b = vdupq_laneq_f32(bias4567, 3);
+    } else {
+      // Rows past mr start from row mr - 1 (read, never stored).
+      auto row = [&](size_t r) { return cj + (r < mr ? r : mr - 1) * ldc; };
+      load_row8(row(0), nr, c0a, c0b);
+      load_row8(row(1), nr, c1a, c1b);
+      load_row8(row(2), nr, c2a, c2b);
+      load_row8(row(3), nr, c3a, c3b);
+      load_row8(row(4), nr, c4a, c4b);
+      load_row8(row(5), nr, c5a, c5b);
+      load_row8(row(6), nr, c6a, c6b);
+      load_row8(row(7), nr, c7a, c7b);
+    }
+    const float* wp = w;
+    const float* bp = b;
+    for (size_t kk = 0; kk < k; ++kk) {
+      const float32x4_t w0123 = vld1q_f32(wp);
+      const float32x4_t w4567 = vld1q_f32(wp + 4);
+      wp += MR;
+      const float32x4_t ba = vld1q_f32(bp);
+      const float32x4_t bb = vld1q_f32(bp + 4);
+      bp += 8;
+      c0a = vfmaq_laneq_f32(c0a, ba, w0123, 0);
+      c0b = vfmaq_laneq_f32(c0b, bb, w0123, 0);
+      c1a = vfmaq_laneq_f32(c1a, ba, w0123, 1);
+      c1b = vfmaq_laneq_f32(c1b, bb, w0123, 1);
+      c2a = vfmaq_laneq_f32(c2a, ba, w0123, 2);
+      c2b = vfmaq_laneq_f32(c2b, bb, w0123, 2);
+      c3a = vfmaq_laneq_f32(c3a, ba, w0123, 3);
+      c3b = vfmaq_laneq_f32(c3b, bb, w0123, 3);
+      c4a = vfmaq_laneq_f32(c4a, ba, w4567, 0);
+      c4b = vfmaq_laneq_f32(c4b, bb, w4567, 0);
+      c5a = vfmaq_laneq_f32(c5a, ba, w4567, 1);
+      c5b = vfmaq_laneq_f32(c5b, bb, w4567, 1);
+      c6a = vfmaq_laneq_f32(c6a, ba, w4567, 2);
+      c6b = vfmaq_laneq_f32(c6b, bb, w4567, 2);
+      c7a = vfmaq_laneq_f32(c7a, ba, w4567, 3);
+      c7b = vfmaq_laneq_f32(c7b, bb, w4567, 3);
+    }
+    if (params != nullptr) {
+      const float32x4_t vmin = vdupq_n_f32(params->min), vmax = vdupq_n_f32(params->max);
+      c0a = clamp(c0a, vmin, vmax), c0b = clamp(c0b, vmin, vmax);
+      c1a = clamp(c1a, vmin, vmax), c1b = clamp(c1b, vmin, vmax);
+      c2a = clamp(c2a, vmin, vmax), c2b = clamp(c2b, vmin, vmax);
+      c3a = clamp(c3a, vmin, vmax), c3b = clamp(c3b, vmin, vmax);
+      c4a = clamp(c4a, vmin, vmax), c4b = clamp(c4b, vmin, vmax);
+      c5a = clamp(c5a, vmin, vmax), c5b = clamp(c5b, vmin, vmax);
+      c6a = clamp(c6a, vmin, vmax), c6b = clamp(c6b, vmin, vmax);
+      c7a = clamp(c7a, vmin, vmax), c7b = clamp(c7b, vmin, vmax);
+    }
+    store_row8(cj, nr, c0a, c0b);
+    if (mr > 1) store_row8(cj + ldc, nr, c1a, c1b);
+    if (mr > 2) store_row8(cj + 2 * ldc, nr, c2a, c2b);
+    if (mr > 3) store_row8(cj + 3 * ldc, nr, c3a, c3b);
+    if (mr > 4) store_row8(cj + 4 * ldc, nr, c4a, c4b);
+    if (mr > 5) store_row8(cj + 5 * ldc, nr, c5a, c5b);
+    if (mr > 6) store_row8(cj + 6 * ldc, nr, c6a, c6b);
+    if (mr > 7) store_row8(cj + 7 * ldc, nr, c7a, c7b);
+  }
+}
+
 // 4 rows at a time, 4 k lanes per fmla (8 k per step): accumulator vectors per row, reduced
 // pairwise at the end so the 4 results land in one vector (bias add, clamp and a single store).
 void f32_gemv_ukernel_4x4__neonfma(size_t m, size_t k, const float* w, const float* bias,

@@ -3,9 +3,15 @@
 //
 // Packed weight layout for a kernel with MR rows: panels of MR output rows; each panel is MR bias
 // floats followed by K groups of MR weights (row of the panel fastest); rows past M are zero.
+//
+// Packed-B layout (f32_gemm_blocked): a [kc, n] block of B is stored as ceil(n / NR) strips of
+// [kc][NR] floats (strip s at s * kc * NR; columns past n are zero), so a microkernel streams both
+// operands sequentially instead of touching kc rows P floats apart (which maps them onto a few L1
+// sets when P * 4 bytes is a multiple of a large power of two, e.g. 56x56 and 112x112 images).
 #pragma once
 
 #include "kernels/common.h"
+#include "kernels/f32-conv/f32-conv.h"
 
 namespace edgefit {
 
@@ -36,6 +42,87 @@ void f32_gemm_ukernel_8x8__neonfma(size_t mr, size_t n, size_t k, const float* p
                                    const float* b, size_t ldb, float* c, size_t ldc,
                                    const f32_minmax* params);
 #endif
+
+// Packed-B microkernel: for the n columns of the strips at b (strip s at b + s * k * NR, rows NR
+// floats apart, zero past n) and i < mr: c[i, j] = (bias ? bias[i] : c[i, j]) + sum_k w[k * MR + i]
+// * strip[k][j], clamped to params when params is non-null (null: an intermediate K block, left
+// unclamped). w is the K-block's weights inside a packed panel (panel + MR + k0 * MR), bias the
+// panel's first MR floats: K blocks after the first accumulate into c.
+typedef void (*f32_gemm_packed_ukernel_fn)(size_t mr, size_t n, size_t k, const float* w,
+                                           const float* bias, const float* b, float* c, size_t ldc,
+                                           const f32_minmax* params);
+
+void f32_gemm_packed_ukernel_4x8__scalar(size_t mr, size_t n, size_t k, const float* w,
+                                         const float* bias, const float* b, float* c, size_t ldc,
+                                         const f32_minmax* params);
+#if defined(__x86_64__) || defined(_M_X64)
+void f32_gemm_packed_ukernel_6x16__avx2_fma(size_t mr, size_t n, size_t k, const float* w,
+                                            const float* bias, const float* b, float* c, size_t ldc,
+                                            const f32_minmax* params);
+void f32_gemm_packed_ukernel_6x32__avx512f(size_t mr, size_t n, size_t k, const float* w,
+                                           const float* bias, const float* b, float* c, size_t ldc,
+                                           const f32_minmax* params);
+#endif
+#if defined(__aarch64__)
+void f32_gemm_packed_ukernel_8x8__neonfma(size_t mr, size_t n, size_t k, const float* w,
+                                          const float* bias, const float* b, float* c, size_t ldc,
+                                          const f32_minmax* params);
+#endif
+
+// Packs B[k, n] (rows ldb floats apart) into strips of nr columns (layout above).
+void f32_gemm_pack_b(size_t k, size_t n, size_t nr, const float* b, size_t ldb, float* out);
+// One row of B (n floats at src) into row 0 of the strips at dst (strip_floats apart).
+void f32_gemm_strips_from_row(size_t n, size_t nr, const float* src, float* dst,
+                              size_t strip_floats);
+
+// ---- Blocked driver: the one GEMM loop nest behind dense 1x1 / k x k convolutions and the
+// codebook path's decoded panels. C[M, P] = panels x B, B either a [K, P] matrix (1x1) or the
+// im2col of a CHW image (unfolded straight into packed strips, never as a [K, P] matrix).
+struct f32_gemm_blocking {
+  f32_gemm_packed_ukernel_fn packed = nullptr;  // the packed-B kernel of this ISA
+  f32_gemm_ukernel_fn unpacked = nullptr;       // the same tile reading B rows in place
+  size_t mr = 0, nr = 0;                        // the kernels' tile
+  size_t kc = 0, nc = 0;                        // K block and columns per B block
+  // true: B blocks packed in nr-wide strips for `packed`; false: `unpacked` reads B as rows,
+  // a matrix in place or an image unfolded into a [k, nc] block (few panels: see .cc).
+  bool pack = true;
+};
+
+// The B operand: a matrix (b, ldb) or an image (geo != null; x = the group's channels) that
+// `unfold` (an f32-conv im2col into packed strips, e.g. f32_im2col_packed__scalar) writes block
+// by block into the packed layout.
+struct f32_gemm_operand {
+  const float* b = nullptr;
+  size_t ldb = 0;
+  const conv2d_geometry* geo = nullptr;
+  const float* x = nullptr;
+  f32_im2col_packed_fn unfold = nullptr;
+};
+
+// Blocking for C[M, P] = W[M, K] x B[K, P] with kernels of mr x nr: kc / nc keep a packed block
+// of B in L2 while each panel's slice of weights stays in L1.
+f32_gemm_blocking f32_gemm_choose_blocking(f32_gemm_packed_ukernel_fn packed,
+                                           f32_gemm_ukernel_fn unpacked, size_t mr, size_t nr,
+                                           size_t m, size_t k, size_t p, bool matrix_b);
+// Floats of per-thread scratch f32_gemm_blocked needs (the packed / unfolded B block).
+size_t f32_gemm_blocked_scratch(const f32_gemm_blocking& bl);
+// One task: panels [pi0, pi1) of `panels` (panel_floats apart; rows m in all) times columns
+// [j0, j0 + n) of B, into c (row 0, column 0 of C; ldc floats per row). scratch: see above.
+void f32_gemm_blocked(const f32_gemm_blocking& bl, size_t m, size_t k, const float* panels,
+                      size_t panel_floats, size_t pi0, size_t pi1, const f32_gemm_operand& b,
+                      size_t j0, size_t n, float* c, size_t ldc, float* scratch,
+                      const f32_minmax* params);
+
+// Splits the [panels x P columns] work of one GEMM into `tasks` parts of (panel range, column
+// range) for `threads` threads: along columns when the weights are the smaller operand (each
+// task streams all of them), else along panels (each task packs all of B).
+struct f32_gemm_split {
+  size_t col_parts = 1, panel_parts = 1;
+  size_t cols_per = 0, panels_per = 0;  // columns (a multiple of nr) / panels per part
+  size_t tasks() const { return col_parts * panel_parts; }
+};
+f32_gemm_split f32_gemm_split_tasks(const f32_gemm_blocking& bl, size_t m, size_t k, size_t p,
+                                    size_t threads);
 
 // GEMV: y[i] = clamp(bias[i] + dot(w[i, :], x)) for i < m; w row-major [m, k] with row stride k;
 // bias may be null.

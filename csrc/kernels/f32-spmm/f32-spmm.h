@@ -1,8 +1,8 @@
 // f32 sparse x dense (Fast Sparse ConvNets): y[o, p] = clamp(bias[o] + sum_k W[o, k] x[k, p]) with
 // W in block-sparse rows (BSR: blocks of `B` consecutive output channels x 1 input channel,
 // B = 1, 2 or 4) and x, y dense CHW activations ([channels, pixels]); also sparse linear layers
-// (pixels = batch after a transpose). Kernels step over tiles of pixels (32 for the names below,
-// with tails) x B output channels.
+// (pixels = batch after a transpose). Kernels step over tiles of pixels x B output channels (the
+// name says which: 24x4 = 24 pixels x 4 channels), a last tile overlapping the one before.
 // AVX-512 variants are not built: on the development CPU (Zen 4) AVX2 and AVX-512 FMA
 // throughput are equal (docs in DESIGN.md), so they would only add code.
 #pragma once
@@ -30,7 +30,7 @@ EDGEFIT_DECLARE_SPMM(f32_spmm_ukernel_8x4__scalar)
 #if defined(__x86_64__) || defined(_M_X64)
 EDGEFIT_DECLARE_SPMM(f32_spmm_ukernel_32x1__avx2_fma)
 EDGEFIT_DECLARE_SPMM(f32_spmm_ukernel_32x2__avx2_fma)
-EDGEFIT_DECLARE_SPMM(f32_spmm_ukernel_16x4__avx2_fma)
+EDGEFIT_DECLARE_SPMM(f32_spmm_ukernel_24x4__avx2_fma)
 #endif
 #if defined(__aarch64__)
 // Provided by csrc/kernels/f32-spmm/*neon*.cc (EDGEFIT_HAVE_NEON_F32_SPMM).
