@@ -3,8 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# clang + libclang-rt-14-dev: the loader fuzzer (libFuzzer's runtime is in the latter, which clang
+# does not depend on).
 APT_PACKAGES=(g++ cmake ninja-build python3-venv python3-dev g++-aarch64-linux-gnu qemu-user
-              openssh-server openssh-client llvm clang-format zstd xz-utils)
+              openssh-server openssh-client llvm clang-format zstd xz-utils clang libclang-rt-14-dev)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
