@@ -254,11 +254,10 @@ def drive(args: argparse.Namespace) -> int:
         return _drive_split(args, bundle)
     if bundle.backend != "native":
         run_once, names, label = _backend_engine(bundle, args.threads)
-        # int8 activations (TFLite --int8) and a split bundle's u8 bottleneck carry quantization
-        # error: judge them like the native split outputs.
-        quantized = (
-            bundle.manifest.get("options", {}).get("int8") or "model" not in bundle.manifest["artifacts"]
-        )
+        # int8 activations (TFLite --int8; TVM's --int8 is weight-only, fp32 activations) and a split
+        # bundle's u8 bottleneck carry quantization error: judge them like the native split outputs.
+        int8_activations = bundle.backend == "tflite" and bundle.manifest.get("options", {}).get("int8")
+        quantized = int8_activations or "model" not in bundle.manifest["artifacts"]
         tolerance = _split_tolerance() if quantized else 1e-4
     elif "model" not in bundle.manifest["artifacts"]:
         # A split bundle run in one place: head then tail, exactly the single-process model.

@@ -123,3 +123,20 @@ def test_tflite_codebook_mode_from_the_cli(mode: str, packed: bool, gathered: bo
     assert ("GATHER" in stats["ops"]) == gathered, stats["ops"]
     capsys.readouterr()
     assert main(["run", str(out), "--compare-reference"]) == 0
+
+
+def test_tvm_int8_is_weight_only_and_judged_at_fp32_tolerance(tmp_path, capsys) -> None:
+    """TVM's --int8 keeps fp32 activations, so its bundle is held to the 1e-4 fp32 tolerance: a
+    reference moved by 1e-3 of output scale must fail (the int8-activation tolerance would pass it)."""
+    pytest.importorskip("tvm", reason="the TVM backend needs apache-tvm")
+    out = tmp_path / "i8"
+    argv = ["compile", "digits_cnn", "--target", "x86_64", "--backend", "tvm", "--int8"]
+    assert main([*argv, "--finetune-epochs", "0", "--no-progress", "-o", str(out)]) == 0
+    assert Bundle.load(out).manifest["tolerance"]["relative"] == 1e-4
+    assert main(["run", str(out), "--compare-reference"]) == 0
+    ref = Bundle.load(out).reference_outputs()
+    moved = {k: v + 1e-3 * np.abs(v).max() for k, v in ref.items()}  # same top-1, 10x the tolerance
+    np.savez(out / REFERENCE_OUTPUTS, **moved)
+    capsys.readouterr()
+    assert main(["run", str(out), "--compare-reference"]) == 1
+    assert "tolerance 0.0001" in capsys.readouterr().out
