@@ -120,7 +120,7 @@ def _lower(
     from edgefit.compiler.backends.tvm import compile_tvm
 
     name = f"{stem}.so"
-    stats = compile_tvm(graph, target, directory / name, tune_trials=opts.tune_trials)
+    stats = compile_tvm(graph, target, directory / name, tune_trials=opts.tune_trials, progress=opts.progress)
     return {"file": name, **stats}
 
 

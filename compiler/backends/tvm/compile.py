@@ -67,6 +67,7 @@ def compile_tvm(
     tune_trials: int = 0,
     tuning_db: Path | None = None,
     densify_codebooks: bool = False,
+    progress: bool = True,
 ) -> dict:
     """Compile `graph` for `target` into the shared library `path` (+ `path.io.json` naming its I/O);
     `tune_trials` > 0 tunes with MetaSchedule, records in `tuning_db` (default: `tuning.default_db`).
@@ -95,7 +96,9 @@ def compile_tvm(
     relax_mod, stats = build_module(graph, densify_codebooks)
     mod = legalize(relax_mod, tvm_target)
     if tuning_db is not None:
-        mod = tuning.tune(mod, tvm_target, tune_trials, Path(tuning_db), host=tgt.is_host(target))
+        mod = tuning.tune(
+            mod, tvm_target, tune_trials, Path(tuning_db), host=tgt.is_host(target), progress=progress
+        )
     mod = default_schedules(mod, tvm_target)
     finish = tvm.transform.Sequential(
         cpu_pipeline.dataflow_lower_passes(tvm_target) + cpu_pipeline.finalize_passes(tvm_target)
