@@ -91,7 +91,7 @@ def compare(outputs: dict[str, Any], reference: dict[str, Any], tol: float = 1e-
             continue
         scale = max(float(np.abs(want).max()), 1e-12)
         rel = float(np.abs(got - want).max()) / scale
-        line = f"{name}: max abs error {rel:.3e} of output scale {scale:.4g}"
+        line = f"{name}: max abs error {rel:.3e} of the output scale ({scale:.4g})"
         bad = rel > tol
         if want.ndim == 2 and want.shape[1] > 1:
             agree = float((got.argmax(axis=1) == want.argmax(axis=1)).mean())
