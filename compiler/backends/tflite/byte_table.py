@@ -102,7 +102,7 @@ def emit(
     model = ctx.model
     src = model.constant(f"{name}/codes{packed.slot}", packed.data)
     codes = model.activation(f"{name}/codes_i32", packed.data.shape, np.int32)
-    model.op(OP.CAST, [src], [codes], _cast_u8)
+    model.op(OP.CAST, [src], [codes], options.cast_to_int32(np.uint8))
     if packed.offsets is not None:
         off = model.constant(f"{name}/table_offset", packed.offsets)
         rows = model.activation(f"{name}/codes_row", packed.data.shape, np.int32)
@@ -111,13 +111,13 @@ def emit(
     etable = model.constant(f"{name}/byte_table", byte_table(table, packed.slot))
     decoded_shape = (*packed.data.shape, packed.per)
     decoded = model.activation(f"{name}/decoded", decoded_shape)
-    model.op(OP.GATHER, [etable, codes], [decoded], _gather_axis0)
+    model.op(OP.GATHER, [etable, codes], [decoded], options.gather_axis0)
     if packed.data.size * packed.per != packed.count:
         flat = _reshape(ctx, decoded, f"{name}/decoded_flat", (packed.data.size * packed.per,))
         begin = _shared(ctx, "zero1", np.zeros(1, dtype=np.int32))
         size = _shared(ctx, f"shape/{packed.count}", np.array([packed.count], dtype=np.int32))
         sliced = model.activation(f"{name}/decoded_sliced", (packed.count,))
-        model.op(OP.SLICE, [flat, begin, size], [sliced], _slice)
+        model.op(OP.SLICE, [flat, begin, size], [sliced], options.slice_)
         decoded = sliced
     return _reshape(ctx, decoded, out, shape)
 
@@ -136,21 +136,3 @@ def _reshape(ctx: Lowering, src: int, name: str, shape: tuple[int, ...]) -> int:
     out = ctx.model.activation(name, shape)
     ctx.model.op(OP.RESHAPE, [src, target], [out], options.reshape)
     return out
-
-
-def _cast_u8(b):
-    tflite.CastOptionsStart(b)
-    tflite.CastOptionsAddInDataType(b, tflite.TensorType.UINT8)
-    tflite.CastOptionsAddOutDataType(b, tflite.TensorType.INT32)
-    return tflite.BuiltinOptions.CastOptions, tflite.CastOptionsEnd(b)
-
-
-def _gather_axis0(b):
-    tflite.GatherOptionsStart(b)
-    tflite.GatherOptionsAddAxis(b, 0)
-    return tflite.BuiltinOptions.GatherOptions, tflite.GatherOptionsEnd(b)
-
-
-def _slice(b):
-    tflite.SliceOptionsStart(b)
-    return tflite.BuiltinOptions.SliceOptions, tflite.SliceOptionsEnd(b)

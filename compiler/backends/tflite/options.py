@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tflite
 
 from edgefit.compiler.backends.tflite.flatmodel import OptionsFn
@@ -126,3 +127,27 @@ def pad(b):
 def padv2(b):
     T.PadV2OptionsStart(b)
     return T.BuiltinOptions.PadV2Options, T.PadV2OptionsEnd(b)
+
+
+def cast_to_int32(src: type) -> OptionsFn:
+    """CAST from the numpy dtype `src` to int32 (GATHER's index type)."""
+    from edgefit.compiler.backends.tflite.flatmodel import TENSOR_TYPES
+
+    def write(b):
+        T.CastOptionsStart(b)
+        T.CastOptionsAddInDataType(b, TENSOR_TYPES[np.dtype(src)])
+        T.CastOptionsAddOutDataType(b, T.TensorType.INT32)
+        return T.BuiltinOptions.CastOptions, T.CastOptionsEnd(b)
+
+    return write
+
+
+def gather_axis0(b):
+    T.GatherOptionsStart(b)
+    T.GatherOptionsAddAxis(b, 0)
+    return T.BuiltinOptions.GatherOptions, T.GatherOptionsEnd(b)
+
+
+def slice_(b):
+    T.SliceOptionsStart(b)
+    return T.BuiltinOptions.SliceOptions, T.SliceOptionsEnd(b)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import tflite
 
-from edgefit.compiler.backends.tflite import byte_table
+from edgefit.compiler.backends.tflite import byte_table, options
 from edgefit.compiler.backends.tflite.context import Lowering
 from edgefit.compiler.backends.tflite.flatmodel import Quant, Sparsity, Tensor
 from edgefit.compiler.encodings import BlockSparse, Codebook, Dense, Int8PerChannel, WeightEncoding
@@ -82,10 +82,10 @@ def _gather(ctx: Lowering, name: str, enc: Codebook, layout: Layout, axis: int) 
         code_dtype = np.uint8 if n_tables * entries <= 256 else np.int16
         src = ctx.model.constant(f"{name}/codes", codes.astype(code_dtype))
         idx32 = ctx.model.activation(f"{name}/codes_i32", codes.shape, np.int32)
-        ctx.model.op(OP.CAST, [src], [idx32], _cast_options(code_dtype))
+        ctx.model.op(OP.CAST, [src], [idx32], options.cast_to_int32(code_dtype))
         table = ctx.model.constant(f"{name}/table", enc.table.reshape(-1).astype(np.float32))
         out = ctx.model.activation(gathered, codes.shape)
-        ctx.model.op(OP.GATHER, [table, idx32], [out], _gather_options)
+        ctx.model.op(OP.GATHER, [table, idx32], [out], options.gather_axis0)
     ctx.stats["gather_tensors"] += 1
     if gathered == name:
         return out
@@ -93,7 +93,7 @@ def _gather(ctx: Lowering, name: str, enc: Codebook, layout: Layout, axis: int) 
     bshape[axis] = -1
     scale = ctx.model.constant(f"{name}/row_scale", enc.row_scale.reshape(bshape).astype(np.float32))
     scaled = ctx.model.activation(name, idx.shape)
-    ctx.model.op(OP.MUL, [out, scale], [scaled], _mul_options)
+    ctx.model.op(OP.MUL, [out, scale], [scaled], options.mul(tflite.ActivationFunctionType.NONE))
     return scaled
 
 
@@ -124,26 +124,3 @@ def _int8_weight(ctx: Lowering, name: str, enc: WeightEncoding, layout: Layout, 
         else Int8PerChannel.from_dense(enc.to_dense().astype(np.float32))
     )
     return ctx.model.constant(name, layout(q8.q), Quant(q8.scale.tolist(), [0] * len(q8.scale), axis))
-
-
-def _cast_options(src: type) -> Callable:
-    from edgefit.compiler.backends.tflite.flatmodel import TENSOR_TYPES
-
-    def write(b):
-        tflite.CastOptionsStart(b)
-        tflite.CastOptionsAddInDataType(b, TENSOR_TYPES[np.dtype(src)])
-        tflite.CastOptionsAddOutDataType(b, tflite.TensorType.INT32)
-        return tflite.BuiltinOptions.CastOptions, tflite.CastOptionsEnd(b)
-
-    return write
-
-
-def _gather_options(b):
-    tflite.GatherOptionsStart(b)
-    tflite.GatherOptionsAddAxis(b, 0)
-    return tflite.BuiltinOptions.GatherOptions, tflite.GatherOptionsEnd(b)
-
-
-def _mul_options(b):
-    tflite.MulOptionsStart(b)
-    return tflite.BuiltinOptions.MulOptions, tflite.MulOptionsEnd(b)
