@@ -21,8 +21,6 @@ using node_context::kMaxGeom;
 using node_context::NodeCtx;
 using node_context::shape_str;
 
-size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
-
 // Weights of a conv / linear as dense f32 [O, K]: in place for dense, decoded for int8.
 const float* dense_weights(const NodeCtx& c, const ValueDef& w,
                            std::vector<std::vector<float>>& owned) {
@@ -359,7 +357,7 @@ void Runtime::prepare_node(size_t index) {
         // reused by every panel; k x k convolutions unfold straight into those strips.
         const f32_gemm_blocking bl = f32_gemm_choose_blocking(ks.gemm.packed.fn, ks.gemm.gemm.fn,
                                                               mr, ks.gemm.nr, Cog, K, P, direct);
-        const f32_gemm_split split = f32_gemm_split_tasks(bl, Cog, K, P, pool->threads());
+        const f32_gemm_split split = f32_gemm_split_tasks(bl, Cog, P, pool->threads());
         thread_bytes_ = std::max(thread_bytes_, blocked_scratch_bytes(bl));
         const auto unfold = ks.gemm.im2col_packed.fn;
         step.stats.kernel = (direct ? "" : std::string(ks.gemm.im2col_packed.name) + " + ") +

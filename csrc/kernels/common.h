@@ -13,6 +13,9 @@ struct f32_minmax {
   float max;
 };
 
+// Blocks of b needed to cover a (tiles, panels, strips, tasks).
+inline size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+
 inline float f32_clamp(float v, const f32_minmax* p) {
   return v < p->min ? p->min : (v > p->max ? p->max : v);
 }

@@ -352,7 +352,7 @@ static void test_blocked_gemm(Isa isa) {
             if (mode > 0) bl.pack = mode == 2;
             if (kc != 0 && bl.pack) bl.kc = kc;  // force K blocks
             if (kc == 16) bl.nc = gc.nr;         // and several column blocks
-            const f32_gemm_split sp = f32_gemm_split_tasks(bl, m, K, P, threads);
+            const f32_gemm_split sp = f32_gemm_split_tasks(bl, m, P, threads);
             f32_gemm_operand op;
             if (matrix) {
               op.b = x.data();

@@ -167,36 +167,6 @@ void dwconv_chw(size_t h, size_t w, const float* x, size_t pad_top, size_t pad_l
 
 }  // namespace
 
-void f32_dwconv_ukernel_3x3s1__neonfma(size_t ho, size_t wo, const float* xpad, size_t xpad_stride,
-                                       const float* w, float bias, float* y,
-                                       const f32_dwconv_params* p) {
-  dwconv<3, 1>(ho, wo, xpad, xpad_stride, w, bias, y, p);
-}
-void f32_dwconv_ukernel_3x3s2__neonfma(size_t ho, size_t wo, const float* xpad, size_t xpad_stride,
-                                       const float* w, float bias, float* y,
-                                       const f32_dwconv_params* p) {
-  dwconv<3, 2>(ho, wo, xpad, xpad_stride, w, bias, y, p);
-}
-void f32_dwconv_ukernel_5x5s1__neonfma(size_t ho, size_t wo, const float* xpad, size_t xpad_stride,
-                                       const float* w, float bias, float* y,
-                                       const f32_dwconv_params* p) {
-  dwconv<5, 1>(ho, wo, xpad, xpad_stride, w, bias, y, p);
-}
-void f32_dwconv_ukernel_5x5s2__neonfma(size_t ho, size_t wo, const float* xpad, size_t xpad_stride,
-                                       const float* w, float bias, float* y,
-                                       const f32_dwconv_params* p) {
-  dwconv<5, 2>(ho, wo, xpad, xpad_stride, w, bias, y, p);
-}
-
-#define EDGEFIT_DEFINE_DWCONV_CHW(name, K, S)                                               \
-  void name(size_t h, size_t w, const float* x, size_t pad_top, size_t pad_left, size_t ho, \
-            size_t wo, const float* k, float bias, float* y, const f32_dwconv_params* p) {  \
-    dwconv_chw<K, S>(h, w, x, pad_top, pad_left, ho, wo, k, bias, y, p);                    \
-  }
-
-EDGEFIT_DEFINE_DWCONV_CHW(f32_dwconv_ukernel_3x3s1__neonfma, 3, 1)
-EDGEFIT_DEFINE_DWCONV_CHW(f32_dwconv_ukernel_3x3s2__neonfma, 3, 2)
-EDGEFIT_DEFINE_DWCONV_CHW(f32_dwconv_ukernel_5x5s1__neonfma, 5, 1)
-EDGEFIT_DEFINE_DWCONV_CHW(f32_dwconv_ukernel_5x5s2__neonfma, 5, 2)
+EDGEFIT_DEFINE_DWCONV_KERNELS(neonfma)
 
 }  // namespace edgefit

@@ -33,6 +33,25 @@ typedef void (*f32_dwconv_chw_ukernel_fn)(size_t h, size_t w, const float* x, si
   void name(size_t h, size_t w, const float* x, size_t pad_top, size_t pad_left, size_t ho, \
             size_t wo, const float* k, float bias, float* y, const f32_dwconv_params* p);
 
+// Both entry points of one ISA's fixed-size kernel (K x K, stride S), defined by that ISA's file
+// from its templates dwconv<K, S> (padded input) and dwconv_chw<K, S> (the channel in place).
+#define EDGEFIT_DEFINE_DWCONV_KERNEL(K, S, SUFFIX)                                               \
+  void f32_dwconv_ukernel_##K##x##K##s##S##__##SUFFIX(                                           \
+      size_t ho, size_t wo, const float* xpad, size_t xpad_stride, const float* w, float bias,   \
+      float* y, const f32_dwconv_params* p) {                                                    \
+    dwconv<K, S>(ho, wo, xpad, xpad_stride, w, bias, y, p);                                      \
+  }                                                                                              \
+  void f32_dwconv_ukernel_##K##x##K##s##S##__##SUFFIX(                                           \
+      size_t h, size_t w, const float* x, size_t pad_top, size_t pad_left, size_t ho, size_t wo, \
+      const float* k, float bias, float* y, const f32_dwconv_params* p) {                        \
+    dwconv_chw<K, S>(h, w, x, pad_top, pad_left, ho, wo, k, bias, y, p);                         \
+  }
+#define EDGEFIT_DEFINE_DWCONV_KERNELS(SUFFIX) \
+  EDGEFIT_DEFINE_DWCONV_KERNEL(3, 1, SUFFIX)  \
+  EDGEFIT_DEFINE_DWCONV_KERNEL(3, 2, SUFFIX)  \
+  EDGEFIT_DEFINE_DWCONV_KERNEL(5, 1, SUFFIX)  \
+  EDGEFIT_DEFINE_DWCONV_KERNEL(5, 2, SUFFIX)
+
 // Any kernel size, stride and dilation.
 void f32_dwconv_ukernel_kxk__scalar(size_t ho, size_t wo, const float* xpad, size_t xpad_stride,
                                     const float* w, float bias, float* y,

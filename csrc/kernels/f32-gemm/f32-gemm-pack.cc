@@ -106,8 +106,6 @@ void f32_gemm_pack_b(size_t k, size_t n, size_t nr, const float* b, size_t ldb, 
 
 namespace {
 
-size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
-
 // Measured on AMD Zen 4 (csrc/README.md, "Measured choices"): a packed B block of at most
 // kBBlockBytes stays in L2 while the panels stream past it, each panel's K-block slice (mr * kc
 // floats) in L1. Packing is the general path. Its copy of B pays only when enough panels reuse
@@ -205,9 +203,8 @@ void f32_gemm_blocked(const f32_gemm_blocking& bl, size_t m, size_t k, const flo
   }
 }
 
-f32_gemm_split f32_gemm_split_tasks(const f32_gemm_blocking& bl, size_t m, size_t k, size_t p,
+f32_gemm_split f32_gemm_split_tasks(const f32_gemm_blocking& bl, size_t m, size_t p,
                                     size_t threads) {
-  (void)k;
   const size_t panels = ceil_div(m, bl.mr), strips = ceil_div(p, bl.nr);
   f32_gemm_split s;
   if (threads > 1) {

@@ -121,7 +121,7 @@ struct f32_gemm_split {
   size_t cols_per = 0, panels_per = 0;  // columns (a multiple of nr) / panels per part
   size_t tasks() const { return col_parts * panel_parts; }
 };
-f32_gemm_split f32_gemm_split_tasks(const f32_gemm_blocking& bl, size_t m, size_t k, size_t p,
+f32_gemm_split f32_gemm_split_tasks(const f32_gemm_blocking& bl, size_t m, size_t p,
                                     size_t threads);
 
 // GEMV: y[i] = clamp(bias[i] + dot(w[i, :], x)) for i < m; w row-major [m, k] with row stride k;
