@@ -121,9 +121,9 @@ def main() -> int:
                 rows.append(row)
     text = _table(rows)
     if args.out:
-        tmp = args.out.with_name(f".{args.out.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(args.out)
+        from edgefit.compiler.artifact import atomic_write_bytes
+
+        atomic_write_bytes(args.out, text.encode())
     else:
         print(text)
     return 0

@@ -7,13 +7,13 @@ keeping every intermediate tensor, and then lowers again with per-tensor int8 ac
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import tflite
 
+from edgefit.compiler.artifact import atomic_write_bytes
 from edgefit.compiler.backends.tflite import ops_conv, ops_elementwise, ops_pool, ops_shape
 from edgefit.compiler.backends.tflite.context import Lowering
 from edgefit.compiler.backends.tflite.flatmodel import FlatModel, Quant
@@ -209,11 +209,7 @@ def export_tflite(
         data = ctx.model.serialize()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a model file is not a secret
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
     return {
         "path": str(path),
         "bytes": len(data),

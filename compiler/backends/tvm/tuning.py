@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from edgefit.compiler.artifact import atomic_write_bytes
 from edgefit.errors import UserError
 
 RECORDS = "records.json"
@@ -91,10 +92,7 @@ def load_records(db: Path) -> list[dict]:
 
 
 def _save_records(db: Path, records: list[dict]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{RECORDS}.", dir=db)
-    with os.fdopen(fd, "w") as f:
-        json.dump(records, f)
-    os.replace(tmp, db / RECORDS)
+    atomic_write_bytes(db / RECORDS, json.dumps(records).encode())
 
 
 def recorded_trials(tasks, target, db: Path) -> int:
