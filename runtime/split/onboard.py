@@ -222,7 +222,8 @@ def cli_run(args: Any) -> int:
     With OUT/ and --compare-reference, the board's outputs are checked against the single-process model."""
     import os
 
-    from edgefit.cli.run import SPLIT_TOLERANCE, compare
+    from edgefit.cli.run import compare
+    from edgefit.compiler.pipeline import SPLIT_TOLERANCE
     from edgefit.runtime.deploy import boards
     from edgefit.runtime.split.protocol import as_secret, read_secret_file
 

@@ -402,3 +402,14 @@ def test_server_with_another_bundle_is_refused(split_bundle, server, tmp_path) -
     (other / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="serves a different bundle"):
         run_split(other, server.address, Bundle.load(other).reference_inputs(), secret=SECRET)
+
+
+def test_board_split_without_a_secret_is_one_line(monkeypatch, capsys) -> None:
+    """`edgefit run --board B --split S` reaches its own checks (it used to die importing a name that
+    `edgefit.cli.run` no longer had) and refuses a missing secret in one line."""
+    from edgefit.cli.main import main
+
+    monkeypatch.delenv("EDGEFIT_SPLIT_SECRET", raising=False)
+    assert main(["run", "--board", "pi@127.0.0.1:1", "--split", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "needs the server's secret" in err, err
