@@ -157,10 +157,10 @@ def _drive_board(args: argparse.Namespace) -> int:
     return 0
 
 
-def _split_tolerance() -> float:
-    from edgefit.compiler.pipeline import SPLIT_TOLERANCE
-
-    return SPLIT_TOLERANCE
+def _tolerance(bundle: Any) -> float:
+    """What the compiler recorded the outputs may differ by (the board-side run reads it too): fp32
+    round-off, or the quantization error of a u8 bottleneck / TFLite's int8 activations."""
+    return float(bundle.manifest.get("tolerance", {}).get("relative", 1e-4))
 
 
 def _drive_split(args: argparse.Namespace, bundle: Any) -> int:
@@ -194,7 +194,9 @@ def _drive_split(args: argparse.Namespace, bundle: Any) -> int:
     if args.output:
         _save_output(outputs, model.outputs[0], args.output)
     return _report(
-        outputs, bundle.reference_outputs() if args.compare_reference else None, _split_tolerance()
+        outputs,
+        bundle.reference_outputs() if args.compare_reference else None,
+        _tolerance(bundle),
     )
 
 
@@ -254,24 +256,18 @@ def drive(args: argparse.Namespace) -> int:
         return _drive_split(args, bundle)
     if bundle.backend != "native":
         run_once, names, label = _backend_engine(bundle, args.threads)
-        # int8 activations (TFLite --int8; TVM's --int8 is weight-only, fp32 activations) and a split
-        # bundle's u8 bottleneck carry quantization error: judge them like the native split outputs.
-        int8_activations = bundle.backend == "tflite" and bundle.manifest.get("options", {}).get("int8")
-        quantized = int8_activations or "model" not in bundle.manifest["artifacts"]
-        tolerance = _split_tolerance() if quantized else 1e-4
     elif "model" not in bundle.manifest["artifacts"]:
         # A split bundle run in one place: head then tail, exactly the single-process model.
         from edgefit.runtime.split.engine import SplitModel
 
         split = SplitModel(bundle.path, threads=args.threads)
         run_once, names, label = split.full, split.inputs, "head+tail"
-        tolerance = _split_tolerance()
     else:
         from edgefit.runtime.session import Session
 
         session = Session(bundle.artifact("model"), threads=args.threads)
         run_once, names, label = session.run, [spec["name"] for spec in session.inputs], session.isa
-        tolerance = 1e-4
+    tolerance = _tolerance(bundle)
     feeds = load_inputs(args.input, names, bundle)
     times = []
     for _ in range(args.repeat):
