@@ -137,11 +137,12 @@ def _recorder(db: Path, target, total: int, progress: bool):
         def __init__(self) -> None:
             self.bar = tqdm(total=total, desc="tuning", unit="trial", disable=not progress, file=sys.stderr)
             self.best: dict[int, float] = {}
+            self.records = load_records(db)  # read once; every batch appends and rewrites the file
 
         def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
             task = task_scheduler.tasks_[task_id].ctx
             key = workload_key(task.mod)
-            records = load_records(db)
+            records = self.records
             for cand, built, ran in zip(measure_candidates, builder_results, runner_results, strict=True):
                 ok = built.error_msg is None and ran.error_msg is None and ran.run_secs
                 secs = [float(s) for s in ran.run_secs] if ok else None
