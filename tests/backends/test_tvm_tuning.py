@@ -4,7 +4,6 @@ second run reuses the database instead of measuring again, bad input is a one-li
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -29,15 +28,13 @@ def _tiny(builder):
 
 
 @pytest.mark.slow
-def test_tuned_module_matches_reference_and_database_is_reused(builder, relerr, tmp_path):
+def test_tuned_module_matches_reference_and_database_is_reused(builder, relerr, tmp_path, capfd):
     graph = _tiny(builder)
     feeds = {"x": np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)}
     want = reference.run(graph, feeds)
     db = tmp_path / "db"
 
-    start = time.time()
     stats = compile_tvm(graph, HOST, tmp_path / "a.so", tune_trials=6, tuning_db=db)
-    first = time.time() - start
     records = json.loads((db / tuning.RECORDS).read_text())
     # Trial budget: exactly the trials asked for were measured and recorded, some of them valid.
     assert len(records) == 6 and stats["tune_trials"] == 6
@@ -46,12 +43,13 @@ def test_tuned_module_matches_reference_and_database_is_reused(builder, relerr, 
     for name in graph.outputs:
         assert relerr(got[name], want[name]) <= 1e-4
 
-    # Second run, same workload and budget: nothing measured, the records replayed.
-    start = time.time()
+    # Second run, same workload and budget: nothing measured (the file is unchanged), the records
+    # replayed (said on stderr) -- checked by content, not by a wall-clock ratio on a shared machine.
+    capfd.readouterr()
     compile_tvm(graph, HOST, tmp_path / "b.so", tune_trials=6, tuning_db=db)
-    second = time.time() - start
     assert json.loads((db / tuning.RECORDS).read_text()) == records
-    assert second < first / 2, f"second run {second:.1f} s vs first {first:.1f} s: database not reused"
+    err = capfd.readouterr().err
+    assert "reusing 6 recorded trials" in err and "already recorded" not in err, err
     got = run_tvm(tmp_path / "b.so", feeds)
     for name in graph.outputs:
         assert relerr(got[name], want[name]) <= 1e-4
