@@ -33,6 +33,9 @@ class Runtime {
   // Runs the graph. inputs[i]: inputs()[i].bytes() readable bytes (used in place, never
   // written); outputs[i]: outputs()[i].bytes() writable bytes. Serialised by a mutex.
   void run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs);
+  // Runs once on all-zero inputs into scratch outputs: what validating an untrusted artifact
+  // (check_artifact, the loader fuzzer, the C++ fuzz cases) does after loading it.
+  void run_on_zeros();
 
   std::vector<NodeStats> nodes() const;
   // Activation arena + shared scratch + per-thread scratch (im2col chunks, padded channels).

@@ -244,15 +244,8 @@ PYBIND11_MODULE(_native, m) {
             "");
         if (!run) return;
         // Run once on zero inputs: a file the loader accepts must also execute safely.
-        std::vector<std::vector<uint8_t>> in, out;
-        std::vector<const void*> ip;
-        std::vector<void*> op;
-        for (const auto& t : rt.inputs()) in.emplace_back(t.bytes(), 0);
-        for (const auto& t : rt.outputs()) out.emplace_back(t.bytes());
-        for (auto& b : in) ip.push_back(b.data());
-        for (auto& b : out) op.push_back(b.data());
         py::gil_scoped_release release;
-        rt.run(ip, op);
+        rt.run_on_zeros();
       },
       py::arg("raw"), py::arg("run") = false,
       "Load and prepare artifact bytes with the C++ runtime (raises LoadError); optionally run "

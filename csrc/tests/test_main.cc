@@ -478,14 +478,7 @@ static int fuzz(const char* path, size_t rounds) {
     std::memcpy(b.data() + 56, &crc, 4);
     try {
       Runtime rt(load_model_bytes(b.data(), b.size()), 1, "");
-      std::vector<std::vector<uint8_t>> in, out;
-      std::vector<const void*> ip;
-      std::vector<void*> op;
-      for (const auto& t : rt.inputs()) in.emplace_back(t.bytes(), 0);
-      for (const auto& t : rt.outputs()) out.emplace_back(t.bytes());
-      for (auto& v : in) ip.push_back(v.data());
-      for (auto& v : out) op.push_back(v.data());
-      rt.run(ip, op);
+      rt.run_on_zeros();
       ++ran;
     } catch (const std::exception&) {
       ++rejected;
