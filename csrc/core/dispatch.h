@@ -31,6 +31,9 @@ struct GemmConfig {
   Kernel<f32_gemv_ukernel_fn> gemv;
   Kernel<f32_im2col_fn> im2col;                // the whole [K, P] matrix (sparse / codebook)
   Kernel<f32_im2col_packed_fn> im2col_packed;  // blocks straight into packed strips (dense)
+  // Transposed-output tiles for small images (f32_gemm_t_*); t.fn null where the ISA has none.
+  f32_gemm_t_config t;
+  const char* t_name = nullptr;
 };
 
 struct DwconvConfig {

@@ -354,8 +354,43 @@ void Runtime::prepare_node(size_t index) {
             Cig, [&](size_t ch) { im2col(&geo, 1, xg + ch * H * W, scratch_ + ch * kh * kw * P); });
         return scratch_;
       };
+      // fn(B, C, g) for every image and group: B its [K, P] operand, C its first output row.
+      auto each_group = [=](const float* xp, float* yp,
+                            const std::function<void(const float*, float*, size_t)>& fn) {
+        for (size_t b = 0; b < N; ++b)
+          for (size_t g = 0; g < G; ++g) fn(operand(xp, b, g), yp + (b * Co + g * Cog) * P, g);
+      };
       const std::string via = direct ? "" : std::string(ks.gemm.im2col.name) + " + ";
-      if (w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8) {
+      if ((w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8) &&
+          f32_gemm_t_preferred(ks.gemm.t, Cog, P)) {
+        // Small images: transposed tiles (pixels broadcast, output channels in vectors), B read
+        // in place (1x1) or from the whole [K, P] im2col (k x k; 49 x 4608 floats for ResNet-50).
+        const float* wd = dense_weights(c, w, owned_);
+        const f32_gemm_t_config tc = ks.gemm.t;
+        const size_t strips = ceil_div(Cog, tc.nr),
+                     strip_floats = f32_gemm_t_packed_size(Cog, K, tc.nr);
+        owned_.emplace_back(G * strip_floats);
+        float* packed = owned_.back().data();
+        for (size_t g = 0; g < G; ++g)
+          f32_gemm_t_pack(Cog, K, tc.nr, wd + g * Cog * K, packed + g * strip_floats);
+        if (!direct) scratch_bytes_ = std::max(scratch_bytes_, im2col_bytes);
+        const size_t tfloats = f32_gemm_t_scratch(tc, P);
+        thread_bytes_ = std::max(thread_bytes_, (tfloats + 16) * sizeof(float));
+        const size_t tasks = std::min(strips, pool->threads());
+        const size_t per = ceil_div(strips, tasks);
+        step.stats.kernel = via + ks.gemm.t_name;
+        step.fn = [=, this]() {
+          each_group(f32(xi), f32(yi), [&](const float* B, float* C, size_t g) {
+            const float* bg = bias ? bias + g * Cog : nullptr;
+            pool->parallel_for(ceil_div(strips, per), [&](size_t t) {
+              f32_gemm_t_strips(tc, Cog, K, packed + g * strip_floats, t * per,
+                                std::min(strips, (t + 1) * per), B, P, P, bg, C, P,
+                                gemm_scratch(tfloats), &mm);
+            });
+          });
+          if (hswish) hswish_pass(N * Co * P);
+        };
+      } else if (w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8) {
         const float* wd = dense_weights(c, w, owned_);
         const size_t mr = ks.gemm.mr;
         const size_t panel_floats = mr * (K + 1), panels = ceil_div(Cog, mr);
@@ -412,22 +447,17 @@ void Runtime::prepare_node(size_t index) {
         const size_t rsplit = threads > 1 && !by_pixels ? std::min(brows, 2 * threads) : 1;
         const size_t rc = ceil_div(brows, rsplit);
         step.fn = [=, this]() {
-          const float* xp = f32(xi);
-          float* yp = f32(yi);
-          for (size_t b = 0; b < N; ++b)
-            for (size_t g = 0; g < G; ++g) {
-              const float* B = operand(xp, b, g);
-              float* C = yp + (b * Co + g * Cog) * P;
-              pool->parallel_for(pchunks * rsplit, [&](size_t t) {
-                const size_t p0 = (t % pchunks) * pc, r0 = (t / pchunks) * rc;
-                if (r0 >= brows) return;
-                const size_t rows = std::min(rc, brows - r0);
-                const size_t gr = g * brows + r0;
-                kern.fn(std::min(pc, P - p0), rows, sp.row_ptr + gr, sp.col_idx, sp.values,
-                        bias ? bias + gr * sp.block : nullptr, B + p0, P,
-                        C + r0 * sp.block * P + p0, P, &mm);
-              });
-            }
+          each_group(f32(xi), f32(yi), [&](const float* B, float* C, size_t g) {
+            pool->parallel_for(pchunks * rsplit, [&](size_t t) {
+              const size_t p0 = (t % pchunks) * pc, r0 = (t / pchunks) * rc;
+              if (r0 >= brows) return;
+              const size_t rows = std::min(rc, brows - r0);
+              const size_t gr = g * brows + r0;
+              kern.fn(std::min(pc, P - p0), rows, sp.row_ptr + gr, sp.col_idx, sp.values,
+                      bias ? bias + gr * sp.block : nullptr, B + p0, P, C + r0 * sp.block * P + p0,
+                      P, &mm);
+            });
+          });
           if (hswish) hswish_pass(N * Co * P);
         };
       } else {
@@ -445,21 +475,16 @@ void Runtime::prepare_node(size_t index) {
           const size_t mr = ks.cb.mr;
           step.stats.kernel = via + kern.name;
           step.fn = [=, this]() {
-            const float* xp = f32(xi);
-            float* yp = f32(yi);
             constexpr size_t kChunk = 512;
             const size_t panels = ceil_div(Cog, mr), chunks = ceil_div(P, kChunk);
-            for (size_t b = 0; b < N; ++b)
-              for (size_t g = 0; g < G; ++g) {
-                const float* B = operand(xp, b, g);
-                float* C = yp + (b * Co + g * Cog) * P;
-                pool->parallel_for(panels * chunks, [&](size_t t) {
-                  const size_t pi = t % panels, j = (t / panels) * kChunk;
-                  const size_t rows = std::min(mr, Cog - pi * mr);
-                  kern.fn(g * Cog + pi * mr, rows, std::min(kChunk, P - j), &cw, bias, B + j, P,
-                          C + pi * mr * P + j, P, &mm);
-                });
-              }
+            each_group(f32(xi), f32(yi), [&](const float* B, float* C, size_t g) {
+              pool->parallel_for(panels * chunks, [&](size_t t) {
+                const size_t pi = t % panels, j = (t / panels) * kChunk;
+                const size_t rows = std::min(mr, Cog - pi * mr);
+                kern.fn(g * Cog + pi * mr, rows, std::min(kChunk, P - j), &cw, bias, B + j, P,
+                        C + pi * mr * P + j, P, &mm);
+              });
+            });
             if (hswish) hswish_pass(N * Co * P);
           };
           steps_.push_back(std::move(step));

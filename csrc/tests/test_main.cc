@@ -400,6 +400,55 @@ static void test_blocked_gemm(Isa isa) {
       }
 }
 
+// The transposed-output GEMM (small images): the tile against its definition for every row count
+// and both accumulate modes, then the strip driver + store against C = clamp(W x B + bias) for
+// channel / pixel tails and strip ranges as the executor splits them.
+static void test_gemm_t(Isa isa) {
+  const GemmConfig gc = select_kernels(CpuInfo::host(), isa).gemm;
+  if (gc.t.fn == nullptr) return;
+  std::mt19937 rng(13);
+  const f32_gemm_t_config& tc = gc.t;
+  for (size_t mr = 1; mr <= tc.mr; ++mr)
+    for (size_t k : {1, 7, 33})
+      for (bool acc : {false, true}) {
+        const size_t ldb = mr + 3, ldct = tc.nr + 8;
+        auto b = randv(rng, k * ldb), w = randv(rng, k * tc.nr), ct0 = randv(rng, mr * ldct);
+        std::vector<float> ct = ct0, want = ct0;
+        tc.fn(mr, k, b.data(), ldb, w.data(), ct.data(), ldct, acc);
+        for (size_t i = 0; i < mr; ++i)
+          for (size_t j = 0; j < tc.nr; ++j) {
+            float a = acc ? ct0[i * ldct + j] : 0.0f;
+            for (size_t kk = 0; kk < k; ++kk) a += b[kk * ldb + i] * w[kk * tc.nr + j];
+            want[i * ldct + j] = a;
+          }
+        CHECK(max_err(ct, want) < 1e-5f);
+      }
+  const f32_minmax mm{-1.5f, 2.0f};
+  for (size_t m : {size_t(1), tc.nr - 1, tc.nr, 3 * tc.nr + 5})
+    for (size_t p : {1, 5, 8, 49})
+      for (size_t k : {1, 40, 100}) {
+        auto w = randv(rng, m * k), b = randv(rng, k * p), bias = randv(rng, m);
+        std::vector<float> strips(f32_gemm_t_packed_size(m, k, tc.nr), 9.0f);
+        f32_gemm_t_pack(m, k, tc.nr, w.data(), strips.data());
+        std::vector<float> want(m * p);
+        for (size_t o = 0; o < m; ++o)
+          for (size_t j = 0; j < p; ++j) {
+            float a = bias[o];
+            for (size_t kk = 0; kk < k; ++kk) a += w[o * k + kk] * b[kk * p + j];
+            want[o * p + j] = f32_clamp(a, &mm);
+          }
+        const size_t n_strips = (m + tc.nr - 1) / tc.nr;
+        for (size_t tasks : {size_t(1), size_t(2), n_strips}) {
+          const size_t per = (n_strips + tasks - 1) / tasks;
+          std::vector<float> got(m * p, 1e9f), scratch(f32_gemm_t_scratch(tc, p));
+          for (size_t s0 = 0; s0 < n_strips; s0 += per)
+            f32_gemm_t_strips(tc, m, k, strips.data(), s0, std::min(n_strips, s0 + per), b.data(),
+                              p, p, bias.data(), got.data(), p, scratch.data(), &mm);
+          CHECK(max_err(got, want) < 1e-4f);
+        }
+      }
+}
+
 // f32_gemm_pack_b against its definition, row by row (short rows) and strip by strip (long rows).
 static void test_pack_b() {
   std::mt19937 rng(7);
@@ -504,6 +553,7 @@ int main(int argc, char** argv) {
     }
     test_kernels(isa);
     test_blocked_gemm(isa);
+    test_gemm_t(isa);
     test_im2col_packed(isa);
     std::printf("%s kernels checked against scalar\n", isa_name(isa));
   }

@@ -37,6 +37,7 @@ def _coverage_graphs(h) -> list[tuple[Graph, dict[str, np.ndarray]]]:
         conv(kind, 8, 1, 1)
     conv("dense", 8, 3, 1, act="hardswish")
     conv("bsr1", 8, 3, 2)  # sparse k x k: unfolded whole, then spmm
+    conv("dense", 16, 3, 2)  # 6x6 output: the transposed small-image tiles (f32_gemm_t_*)
     for k, s in ((3, 1), (3, 2), (5, 1), (5, 2)):
         conv("dense", 8, k, s, groups=8)
     conv("dense", 8, 3, 1, groups=8, dil=2)
@@ -87,6 +88,9 @@ def test_every_available_kernel_is_exercised(h, artifact):
         (1, 4, 8, (7, 8), 5, 1, 2, 1, 2),
         (1, 5, 5, (3, 3), 5, 2, 2, 1, 5),
         (1, 7, 9, (1, 1), 1, 1, 0, 1, 1),
+        (1, 12, 40, (7, 7), 1, 1, 0, 1, 1),  # small images: transposed tiles, channel tail
+        (1, 16, 33, (7, 7), 3, 1, 1, 1, 1),
+        (2, 8, 32, (9, 9), 3, 2, 1, 1, 2),
     ],
 )
 def test_conv_matches_torch(h, artifact, isa, n, ci, co, hw, k, s, p, d, g):

@@ -52,4 +52,22 @@ void f32_gemv_ukernel_4x1__scalar(size_t m, size_t k, const float* w, const floa
   }
 }
 
+void f32_gemm_t_ukernel_4x8__scalar(size_t mr, size_t k, const float* b, size_t ldb, const float* w,
+                                    float* ct, size_t ldct, bool accumulate) {
+  constexpr size_t NR = 8;
+  for (size_t i = 0; i < mr; ++i)
+    for (size_t j = 0; j < NR; ++j) {
+      float acc = accumulate ? ct[i * ldct + j] : 0.0f;
+      for (size_t kk = 0; kk < k; ++kk) acc += b[kk * ldb + i] * w[kk * NR + j];
+      ct[i * ldct + j] = acc;
+    }
+}
+
+void f32_gemm_t_store__scalar(size_t p, size_t rows, size_t nr, const float* ct, const float* bias,
+                              float* c, size_t ldc, const f32_minmax* params) {
+  for (size_t j = 0; j < rows; ++j)
+    for (size_t i = 0; i < p; ++i)
+      c[j * ldc + i] = f32_clamp(ct[i * nr + j] + (bias != nullptr ? bias[j] : 0.0f), params);
+}
+
 }  // namespace edgefit

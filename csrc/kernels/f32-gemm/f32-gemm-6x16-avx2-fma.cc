@@ -2,6 +2,8 @@
 // Built with -mavx2 -mfma; only called when CpuInfo reports both.
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "kernels/f32-gemm/f32-gemm.h"
 
 namespace edgefit {
@@ -271,6 +273,142 @@ void f32_gemv_ukernel_4x8__avx2_fma(size_t m, size_t k, const float* w, const fl
     float s = hsum(a);
     for (; kk < k; ++kk) s += r[kk] * x[kk];
     y[i] = f32_clamp(s + (bias ? bias[i] : 0.f), params);
+  }
+}
+
+namespace {
+
+// R pixel rows (R <= 6) x 16 output channels of the transposed tile. A pixel tail gets a short
+// tile (R < 6), not a full one with repeated rows: 49 pixels cost 8 x 6 + 1 row, not 9 x 6.
+template <size_t R>
+inline void t_tile(size_t k, const float* b, size_t ldb, const float* w, float* ct, size_t ldct,
+                   bool accumulate) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  if (accumulate) {
+    c00 = _mm256_loadu_ps(ct), c01 = _mm256_loadu_ps(ct + 8);
+    if constexpr (R > 1) c10 = _mm256_loadu_ps(ct + ldct), c11 = _mm256_loadu_ps(ct + ldct + 8);
+    if constexpr (R > 2)
+      c20 = _mm256_loadu_ps(ct + 2 * ldct), c21 = _mm256_loadu_ps(ct + 2 * ldct + 8);
+    if constexpr (R > 3)
+      c30 = _mm256_loadu_ps(ct + 3 * ldct), c31 = _mm256_loadu_ps(ct + 3 * ldct + 8);
+    if constexpr (R > 4)
+      c40 = _mm256_loadu_ps(ct + 4 * ldct), c41 = _mm256_loadu_ps(ct + 4 * ldct + 8);
+    if constexpr (R > 5)
+      c50 = _mm256_loadu_ps(ct + 5 * ldct), c51 = _mm256_loadu_ps(ct + 5 * ldct + 8);
+  }
+  for (size_t kk = 0; kk < k; ++kk) {
+    const __m256 w0 = _mm256_loadu_ps(w);
+    const __m256 w1 = _mm256_loadu_ps(w + 8);
+    w += 16;
+    __m256 bv = _mm256_broadcast_ss(b);
+    c00 = _mm256_fmadd_ps(bv, w0, c00);
+    c01 = _mm256_fmadd_ps(bv, w1, c01);
+    if constexpr (R > 1) {
+      bv = _mm256_broadcast_ss(b + 1);
+      c10 = _mm256_fmadd_ps(bv, w0, c10);
+      c11 = _mm256_fmadd_ps(bv, w1, c11);
+    }
+    if constexpr (R > 2) {
+      bv = _mm256_broadcast_ss(b + 2);
+      c20 = _mm256_fmadd_ps(bv, w0, c20);
+      c21 = _mm256_fmadd_ps(bv, w1, c21);
+    }
+    if constexpr (R > 3) {
+      bv = _mm256_broadcast_ss(b + 3);
+      c30 = _mm256_fmadd_ps(bv, w0, c30);
+      c31 = _mm256_fmadd_ps(bv, w1, c31);
+    }
+    if constexpr (R > 4) {
+      bv = _mm256_broadcast_ss(b + 4);
+      c40 = _mm256_fmadd_ps(bv, w0, c40);
+      c41 = _mm256_fmadd_ps(bv, w1, c41);
+    }
+    if constexpr (R > 5) {
+      bv = _mm256_broadcast_ss(b + 5);
+      c50 = _mm256_fmadd_ps(bv, w0, c50);
+      c51 = _mm256_fmadd_ps(bv, w1, c51);
+    }
+    b += ldb;
+  }
+  _mm256_storeu_ps(ct, c00), _mm256_storeu_ps(ct + 8, c01);
+  if constexpr (R > 1) _mm256_storeu_ps(ct + ldct, c10), _mm256_storeu_ps(ct + ldct + 8, c11);
+  if constexpr (R > 2)
+    _mm256_storeu_ps(ct + 2 * ldct, c20), _mm256_storeu_ps(ct + 2 * ldct + 8, c21);
+  if constexpr (R > 3)
+    _mm256_storeu_ps(ct + 3 * ldct, c30), _mm256_storeu_ps(ct + 3 * ldct + 8, c31);
+  if constexpr (R > 4)
+    _mm256_storeu_ps(ct + 4 * ldct, c40), _mm256_storeu_ps(ct + 4 * ldct + 8, c41);
+  if constexpr (R > 5)
+    _mm256_storeu_ps(ct + 5 * ldct, c50), _mm256_storeu_ps(ct + 5 * ldct + 8, c51);
+}
+
+inline void transpose8x8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5,
+                         __m256& r6, __m256& r7) {
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r0 = _mm256_permute2f128_ps(u0, u4, 0x20), r4 = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r1 = _mm256_permute2f128_ps(u1, u5, 0x20), r5 = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r2 = _mm256_permute2f128_ps(u2, u6, 0x20), r6 = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r3 = _mm256_permute2f128_ps(u3, u7, 0x20), r7 = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+}  // namespace
+
+void f32_gemm_t_ukernel_6x16__avx2_fma(size_t mr, size_t k, const float* b, size_t ldb,
+                                       const float* w, float* ct, size_t ldct, bool accumulate) {
+  switch (mr) {
+    case 1:
+      return t_tile<1>(k, b, ldb, w, ct, ldct, accumulate);
+    case 2:
+      return t_tile<2>(k, b, ldb, w, ct, ldct, accumulate);
+    case 3:
+      return t_tile<3>(k, b, ldb, w, ct, ldct, accumulate);
+    case 4:
+      return t_tile<4>(k, b, ldb, w, ct, ldct, accumulate);
+    case 5:
+      return t_tile<5>(k, b, ldb, w, ct, ldct, accumulate);
+    default:
+      return t_tile<6>(k, b, ldb, w, ct, ldct, accumulate);
+  }
+}
+
+// 8 pixels x 8 channels at a time: 8 rows of ct transposed in registers, so each channel's 8
+// pixels leave as one store.
+void f32_gemm_t_store__avx2(size_t p, size_t rows, size_t nr, const float* ct, const float* bias,
+                            float* c, size_t ldc, const f32_minmax* params) {
+  const __m256 vmin = _mm256_set1_ps(params != nullptr ? params->min : -INFINITY);
+  const __m256 vmax = _mm256_set1_ps(params != nullptr ? params->max : INFINITY);
+  for (size_t j0 = 0; j0 < rows; j0 += 8) {
+    const size_t nj = rows - j0 < 8 ? rows - j0 : 8;
+    for (size_t i0 = 0; i0 < p; i0 += 8) {
+      const size_t ni = p - i0 < 8 ? p - i0 : 8;
+      const float* src = ct + i0 * nr + j0;
+      __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + nr);
+      __m256 r2 = _mm256_loadu_ps(src + 2 * nr), r3 = _mm256_loadu_ps(src + 3 * nr);
+      __m256 r4 = _mm256_loadu_ps(src + 4 * nr), r5 = _mm256_loadu_ps(src + 5 * nr);
+      __m256 r6 = _mm256_loadu_ps(src + 6 * nr), r7 = _mm256_loadu_ps(src + 7 * nr);
+      transpose8x8(r0, r1, r2, r3, r4, r5, r6, r7);
+      const __m256i mask = tail_mask(ni);
+      float* dst = c + j0 * ldc + i0;
+      auto put = [&](size_t j, __m256 v) {
+        if (j >= nj) return;
+        if (bias != nullptr) v = _mm256_add_ps(v, _mm256_broadcast_ss(bias + j0 + j));
+        v = _mm256_min_ps(_mm256_max_ps(v, vmin), vmax);
+        if (ni == 8)
+          _mm256_storeu_ps(dst + j * ldc, v);
+        else
+          _mm256_maskstore_ps(dst + j * ldc, mask, v);
+      };
+      put(0, r0), put(1, r1), put(2, r2), put(3, r3), put(4, r4), put(5, r5), put(6, r6),
+          put(7, r7);
+    }
   }
 }
 

@@ -124,6 +124,56 @@ struct f32_gemm_split {
 f32_gemm_split f32_gemm_split_tasks(const f32_gemm_blocking& bl, size_t m, size_t p,
                                     size_t threads);
 
+// ---- Transposed-output GEMM for small images (7x7: 49 = 3 x 16 + 1 pixels leaves the column
+// tiles above a 1-pixel tail). Here pixels are the broadcast dimension and output channels the
+// vector one, so a pixel tail costs a short tile, not a mostly empty one. Weights are packed at
+// load time as strips of NR output channels: strip s = [K][NR] floats at s * K * NR (rows past M
+// zero). A tile accumulates ct[i * ldct + j] = (accumulate ? ct[i * ldct + j] : 0)
+//   + sum_kk b[kk * ldb + i] * w[kk * NR + j]   for pixels i < mr (<= MR) and channels j < NR,
+// i.e. C transposed; the driver adds the bias, clamps and writes C[M, P] row by row.
+typedef void (*f32_gemm_t_ukernel_fn)(size_t mr, size_t k, const float* b, size_t ldb,
+                                      const float* w, float* ct, size_t ldct, bool accumulate);
+
+void f32_gemm_t_ukernel_4x8__scalar(size_t mr, size_t k, const float* b, size_t ldb, const float* w,
+                                    float* ct, size_t ldct, bool accumulate);
+#if defined(__x86_64__) || defined(_M_X64)
+void f32_gemm_t_ukernel_6x16__avx2_fma(size_t mr, size_t k, const float* b, size_t ldb,
+                                       const float* w, float* ct, size_t ldct, bool accumulate);
+#endif
+
+// The transposed tile column of one strip back into C: c[j * ldc + i] = clamp(bias[j] +
+// ct[i * nr + j]) for channels j < rows (<= nr) and pixels i < p. ct holds at least
+// round_up(p, 8) rows (the vector variants read whole 8-row blocks and store only i < p).
+typedef void (*f32_gemm_t_store_fn)(size_t p, size_t rows, size_t nr, const float* ct,
+                                    const float* bias, float* c, size_t ldc,
+                                    const f32_minmax* params);
+void f32_gemm_t_store__scalar(size_t p, size_t rows, size_t nr, const float* ct, const float* bias,
+                              float* c, size_t ldc, const f32_minmax* params);
+#if defined(__x86_64__) || defined(_M_X64)
+void f32_gemm_t_store__avx2(size_t p, size_t rows, size_t nr, const float* ct, const float* bias,
+                            float* c, size_t ldc, const f32_minmax* params);
+#endif
+
+struct f32_gemm_t_config {
+  f32_gemm_t_ukernel_fn fn = nullptr;  // null: this ISA has no transposed kernel
+  f32_gemm_t_store_fn store = nullptr;
+  size_t mr = 0, nr = 0;  // pixels x output channels per tile; nr = the weight strip width
+};
+
+// Floats of the strips of an [m, k] matrix, and the packing (row-major w into strips).
+size_t f32_gemm_t_packed_size(size_t m, size_t k, size_t nr);
+void f32_gemm_t_pack(size_t m, size_t k, size_t nr, const float* w, float* strips);
+// Whether the transposed path should run C[m, p] = W[m, k] x B[k, p] (measured: csrc/README.md).
+bool f32_gemm_t_preferred(const f32_gemm_t_config& cfg, size_t m, size_t p);
+// Floats of per-thread scratch f32_gemm_t_strips needs (one strip's transposed tile column).
+size_t f32_gemm_t_scratch(const f32_gemm_t_config& cfg, size_t p);
+// One task: output channels of strips [s0, s1) for all p pixels of B (rows ldb floats apart),
+// into c (ldc floats per row): c[row, j] = clamp(bias[row] + sum_kk w[row, kk] * b[kk, j]).
+void f32_gemm_t_strips(const f32_gemm_t_config& cfg, size_t m, size_t k, const float* strips,
+                       size_t s0, size_t s1, const float* b, size_t ldb, size_t p,
+                       const float* bias, float* c, size_t ldc, float* scratch,
+                       const f32_minmax* params);
+
 // GEMV: y[i] = clamp(bias[i] + dot(w[i, :], x)) for i < m; w row-major [m, k] with row stride k;
 // bias may be null.
 typedef void (*f32_gemv_ukernel_fn)(size_t m, size_t k, const float* w, const float* bias,
