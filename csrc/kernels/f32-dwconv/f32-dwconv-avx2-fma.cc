@@ -230,15 +230,24 @@ void dwconv_chw(size_t h, size_t w, const float* x, size_t pad_top, size_t pad_l
   const __m256 vmin = _mm256_set1_ps(p->minmax.min);
   const __m256 vmax = _mm256_set1_ps(p->minmax.max);
   const __m256 vb = _mm256_set1_ps(bias);
-  thread_local std::vector<float> zeros;  // the rows of the top / bottom padding
-  if (zeros.size() < w + 8) zeros.assign(w + 8, 0.0f);
+  // The rows of the top / bottom padding: a static zero row for rows up to kZeroRow floats (a
+  // thread_local in a shared library costs a __tls_get_addr call per channel, which showed in
+  // layers of many small channels, 7x7 x 960), a thread's own buffer beyond.
+  constexpr size_t kZeroRow = 2048;
+  alignas(64) static const float kZeros[kZeroRow] = {};
+  const float* zero_row = kZeros;
+  if (w + 8 > kZeroRow) {
+    thread_local std::vector<float> wide;
+    if (wide.size() < w + 8) wide.assign(w + 8, 0.0f);
+    zero_row = wide.data();
+  }
   const float* const yend = y + ho * wo;
   constexpr size_t NS = S + K;  // input rows of two output rows
   const float* in[NS];
   for (size_t oy = 0; oy < ho; oy += 2) {
     for (size_t i = 0; i < NS; ++i) {
       const ptrdiff_t iy = ptrdiff_t(oy * S + i) - ptrdiff_t(pad_top);
-      in[i] = iy < 0 || iy >= ptrdiff_t(h) ? zeros.data() : x + size_t(iy) * w;
+      in[i] = iy < 0 || iy >= ptrdiff_t(h) ? zero_row : x + size_t(iy) * w;
     }
     if (ho - oy >= 2)
       step<K, S, 2>(in, wo, ptrdiff_t(w), ptrdiff_t(pad_left), wv, vb, vmin, vmax, y + oy * wo,
