@@ -14,8 +14,8 @@ namespace {
 // [P][NR] tile column is reloaded per K block from L1. Measured on MobileNetV2's 7x7 layers (in
 // one process, alternating): kc = 32 1.10x faster than the column tiles, 64 1.07x, 128 0.97x.
 constexpr size_t kTileKc = 32;
-// Images up to this many pixels take the transposed path when their column tiles would waste
-// lanes (csrc/README.md, "Measured choices").
+// Images up to this many pixels (7x7, 8x8) take the transposed path: at 14x14 (196 = 12 x 16 + 4)
+// the column tiles lose little and measured as fast (1024->256: 50.3 vs 51.2 GFMA/s).
 constexpr size_t kMaxPixels = 64;
 
 }  // namespace
@@ -35,8 +35,7 @@ void f32_gemm_t_pack(size_t m, size_t k, size_t nr, const float* w, float* strip
 }
 
 bool f32_gemm_t_preferred(const f32_gemm_t_config& cfg, size_t m, size_t p) {
-  if (cfg.fn == nullptr || p > kMaxPixels || m < cfg.nr) return false;
-  return true;
+  return cfg.fn != nullptr && p <= kMaxPixels && m >= cfg.nr;
 }
 
 size_t f32_gemm_t_scratch(const f32_gemm_t_config& cfg, size_t p) {
