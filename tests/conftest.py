@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,3 +27,28 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _missing_tools() -> list[str]:
+    return [
+        t
+        for t in ("qemu-aarch64", "ssh", "ssh-keygen", "ssh-keyscan", "apt-get", "dpkg-deb")
+        if not shutil.which(t)
+    ] + [t for t in ("/usr/sbin/sshd",) if not os.access(t, os.X_OK)]
+
+
+@pytest.fixture(scope="session")
+def board() -> Iterator[object]:
+    """A running emulated rpi4 shared by the board and split tests with its own name; stopped (by PID) at the end of the session."""
+    missing = _missing_tools()
+    if missing:
+        pytest.skip(f"emulated boards need {', '.join(missing)} (scripts/setup.sh installs them)")
+    from edgefit.runtime.board import lifecycle
+
+    name = f"pytest-rpi4-{os.getpid()}"
+    info = lifecycle.up("rpi4", name=name, log=False)
+    try:
+        yield info
+    finally:
+        lifecycle.down(name)
+        shutil.rmtree(lifecycle.state_dir(name), ignore_errors=True)

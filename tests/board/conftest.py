@@ -6,9 +6,7 @@ the board itself gets a private name and known_hosts, so a board the user has up
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +16,6 @@ from edgefit.compiler.artifact import write_artifact
 from edgefit.compiler.encodings import Dense
 from edgefit.compiler.ir import Graph, Node, Value, freeze
 from edgefit.runtime.bundle import REFERENCE_INPUTS, REFERENCE_OUTPUTS, staging_dir, write_manifest
-
-
-def _missing_tools() -> list[str]:
-    return [
-        t
-        for t in ("qemu-aarch64", "ssh", "ssh-keygen", "ssh-keyscan", "apt-get", "dpkg-deb")
-        if not shutil.which(t)
-    ] + [t for t in ("/usr/sbin/sshd",) if not os.access(t, os.X_OK)]
 
 
 def make_bundle(
@@ -80,20 +70,3 @@ def bundle_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Pa
         return make_bundle(base / f"b{next(counter)}", **kwargs)  # type: ignore[arg-type]
 
     return factory
-
-
-@pytest.fixture(scope="session")
-def board() -> Iterator[object]:
-    """A running emulated rpi4 with its own name; stopped (by PID) at the end of the session."""
-    missing = _missing_tools()
-    if missing:
-        pytest.skip(f"emulated boards need {', '.join(missing)} (scripts/setup.sh installs them)")
-    from edgefit.runtime.board import lifecycle
-
-    name = f"pytest-rpi4-{os.getpid()}"
-    info = lifecycle.up("rpi4", name=name, log=False)
-    try:
-        yield info
-    finally:
-        lifecycle.down(name)
-        shutil.rmtree(lifecycle.state_dir(name), ignore_errors=True)
