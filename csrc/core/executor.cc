@@ -361,8 +361,8 @@ void Runtime::prepare_node(size_t index) {
           for (size_t g = 0; g < G; ++g) fn(operand(xp, b, g), yp + (b * Co + g * Cog) * P, g);
       };
       const std::string via = direct ? "" : std::string(ks.gemm.im2col.name) + " + ";
-      if ((w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8) &&
-          f32_gemm_t_preferred(ks.gemm.t, Cog, P)) {
+      const bool dense = w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8;
+      if (dense && f32_gemm_t_preferred(ks.gemm.t, Cog, P)) {
         // Small images: transposed tiles (pixels broadcast, output channels in vectors), B read
         // in place (1x1) or from the whole [K, P] im2col (k x k; 49 x 4608 floats for ResNet-50).
         const float* wd = dense_weights(c, w, owned_);
@@ -390,7 +390,7 @@ void Runtime::prepare_node(size_t index) {
           });
           if (hswish) hswish_pass(N * Co * P);
         };
-      } else if (w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8) {
+      } else if (dense) {
         const float* wd = dense_weights(c, w, owned_);
         const size_t mr = ks.gemm.mr;
         const size_t panel_floats = mr * (K + 1), panels = ceil_div(Cog, mr);
