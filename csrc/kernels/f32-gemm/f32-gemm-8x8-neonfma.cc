@@ -5,6 +5,8 @@
 // reading past column n of B).
 #include <arm_neon.h>
 
+#include <cmath>
+
 #include "kernels/f32-gemm/f32-gemm.h"
 
 namespace edgefit {
@@ -30,6 +32,185 @@ inline void store_partial(float* p, float32x4_t v, size_t n) {
 inline float32x4_t clamp(float32x4_t v, float32x4_t lo, float32x4_t hi) {
   return vminq_f32(vmaxq_f32(v, lo), hi);
 }
+
+// ---- Full 8x8 tiles in inline assembly.
+// GCC 12 compiles the intrinsics k loop to 23 instructions per 16 fmla (separate counter, compare
+// and address adds; unrolled, it also copies accumulators between registers), and qemu counted
+// those as a third of MobileNetV2's instructions beyond its fmla. The assembly loop is 4 ldp + 32
+// fmla + 4 scalar per two k. Its registers: accumulators v16..v31 (row r: v[16+2r] = columns 0-3,
+// v[17+2r] = 4-7), weights v0/v1 and v4/v5, B v2/v3 and v6/v7 (v8..v15, callee-saved, unused).
+
+// 16 fmla of one k step: B (BA = columns 0-3, BB = 4-7) times weights W0 (rows 0-3), W1 (4-7).
+#define EDGEFIT_NEON_FMLA_8X8_V0123 \
+  "fmla v16.4s, v2.4s, v0.s[0]\n"   \
+  "fmla v17.4s, v3.4s, v0.s[0]\n"   \
+  "fmla v18.4s, v2.4s, v0.s[1]\n"   \
+  "fmla v19.4s, v3.4s, v0.s[1]\n"   \
+  "fmla v20.4s, v2.4s, v0.s[2]\n"   \
+  "fmla v21.4s, v3.4s, v0.s[2]\n"   \
+  "fmla v22.4s, v2.4s, v0.s[3]\n"   \
+  "fmla v23.4s, v3.4s, v0.s[3]\n"   \
+  "fmla v24.4s, v2.4s, v1.s[0]\n"   \
+  "fmla v25.4s, v3.4s, v1.s[0]\n"   \
+  "fmla v26.4s, v2.4s, v1.s[1]\n"   \
+  "fmla v27.4s, v3.4s, v1.s[1]\n"   \
+  "fmla v28.4s, v2.4s, v1.s[2]\n"   \
+  "fmla v29.4s, v3.4s, v1.s[2]\n"   \
+  "fmla v30.4s, v2.4s, v1.s[3]\n"   \
+  "fmla v31.4s, v3.4s, v1.s[3]\n"
+#define EDGEFIT_NEON_FMLA_8X8_V4567 \
+  "fmla v16.4s, v6.4s, v4.s[0]\n"   \
+  "fmla v17.4s, v7.4s, v4.s[0]\n"   \
+  "fmla v18.4s, v6.4s, v4.s[1]\n"   \
+  "fmla v19.4s, v7.4s, v4.s[1]\n"   \
+  "fmla v20.4s, v6.4s, v4.s[2]\n"   \
+  "fmla v21.4s, v7.4s, v4.s[2]\n"   \
+  "fmla v22.4s, v6.4s, v4.s[3]\n"   \
+  "fmla v23.4s, v7.4s, v4.s[3]\n"   \
+  "fmla v24.4s, v6.4s, v5.s[0]\n"   \
+  "fmla v25.4s, v7.4s, v5.s[0]\n"   \
+  "fmla v26.4s, v6.4s, v5.s[1]\n"   \
+  "fmla v27.4s, v7.4s, v5.s[1]\n"   \
+  "fmla v28.4s, v6.4s, v5.s[2]\n"   \
+  "fmla v29.4s, v7.4s, v5.s[2]\n"   \
+  "fmla v30.4s, v6.4s, v5.s[3]\n"   \
+  "fmla v31.4s, v7.4s, v5.s[3]\n"
+// The k loop: two steps per iteration, an odd k's last step after it. w: [k][8] weights; b: B rows
+// ldb bytes apart. Clobbers w, b, pairs (x operands).
+#define EDGEFIT_NEON_KLOOP_8X8                                \
+  "cbz %[pairs], 2f\n"                                        \
+  "1:\n"                                                      \
+  "ldp q0, q1, [%[w]], #32\n"                                 \
+  "ldp q2, q3, [%[b]]\n"                                      \
+  "add %[b], %[b], %[ldb]\n"                                  \
+  "ldp q4, q5, [%[w]], #32\n"                                 \
+  "ldp q6, q7, [%[b]]\n"                                      \
+  "add %[b], %[b], %[ldb]\n" EDGEFIT_NEON_FMLA_8X8_V0123      \
+  "subs %[pairs], %[pairs], #1\n" EDGEFIT_NEON_FMLA_8X8_V4567 \
+  "b.ne 1b\n"                                                 \
+  "2:\n"                                                      \
+  "tbz %[k], #0, 3f\n"                                        \
+  "ldp q0, q1, [%[w]]\n"                                      \
+  "ldp q2, q3, [%[b]]\n" EDGEFIT_NEON_FMLA_8X8_V0123 "3:\n"
+
+// Accumulators from the bias (one value per row) or, with no bias, from C's 8 rows.
+#define EDGEFIT_NEON_INIT_8X8 \
+  "cbz %[bias], 10f\n"        \
+  "ldp q0, q1, [%[bias]]\n"   \
+  "dup v16.4s, v0.s[0]\n"     \
+  "dup v17.4s, v0.s[0]\n"     \
+  "dup v18.4s, v0.s[1]\n"     \
+  "dup v19.4s, v0.s[1]\n"     \
+  "dup v20.4s, v0.s[2]\n"     \
+  "dup v21.4s, v0.s[2]\n"     \
+  "dup v22.4s, v0.s[3]\n"     \
+  "dup v23.4s, v0.s[3]\n"     \
+  "dup v24.4s, v1.s[0]\n"     \
+  "dup v25.4s, v1.s[0]\n"     \
+  "dup v26.4s, v1.s[1]\n"     \
+  "dup v27.4s, v1.s[1]\n"     \
+  "dup v28.4s, v1.s[2]\n"     \
+  "dup v29.4s, v1.s[2]\n"     \
+  "dup v30.4s, v1.s[3]\n"     \
+  "dup v31.4s, v1.s[3]\n"     \
+  "b 11f\n"                   \
+  "10:\n"                     \
+  "mov %[t], %[c]\n"          \
+  "ldp q16, q17, [%[t]]\n"    \
+  "add %[t], %[t], %[ldc]\n"  \
+  "ldp q18, q19, [%[t]]\n"    \
+  "add %[t], %[t], %[ldc]\n"  \
+  "ldp q20, q21, [%[t]]\n"    \
+  "add %[t], %[t], %[ldc]\n"  \
+  "ldp q22, q23, [%[t]]\n"    \
+  "add %[t], %[t], %[ldc]\n"  \
+  "ldp q24, q25, [%[t]]\n"    \
+  "add %[t], %[t], %[ldc]\n"  \
+  "ldp q26, q27, [%[t]]\n"    \
+  "add %[t], %[t], %[ldc]\n"  \
+  "ldp q28, q29, [%[t]]\n"    \
+  "add %[t], %[t], %[ldc]\n"  \
+  "ldp q30, q31, [%[t]]\n"    \
+  "add %[t], %[t], %[ldc]\n"  \
+  "11:\n"
+// Clamp to mm (skipped when mm is null), then store the 8 rows of C.
+#define EDGEFIT_NEON_STORE_8X8   \
+  "cbz %[mm], 12f\n"             \
+  "ldp s0, s1, [%[mm]]\n"        \
+  "dup v0.4s, v0.s[0]\n"         \
+  "dup v1.4s, v1.s[0]\n"         \
+  "fmax v16.4s, v16.4s, v0.4s\n" \
+  "fmin v16.4s, v16.4s, v1.4s\n" \
+  "fmax v17.4s, v17.4s, v0.4s\n" \
+  "fmin v17.4s, v17.4s, v1.4s\n" \
+  "fmax v18.4s, v18.4s, v0.4s\n" \
+  "fmin v18.4s, v18.4s, v1.4s\n" \
+  "fmax v19.4s, v19.4s, v0.4s\n" \
+  "fmin v19.4s, v19.4s, v1.4s\n" \
+  "fmax v20.4s, v20.4s, v0.4s\n" \
+  "fmin v20.4s, v20.4s, v1.4s\n" \
+  "fmax v21.4s, v21.4s, v0.4s\n" \
+  "fmin v21.4s, v21.4s, v1.4s\n" \
+  "fmax v22.4s, v22.4s, v0.4s\n" \
+  "fmin v22.4s, v22.4s, v1.4s\n" \
+  "fmax v23.4s, v23.4s, v0.4s\n" \
+  "fmin v23.4s, v23.4s, v1.4s\n" \
+  "fmax v24.4s, v24.4s, v0.4s\n" \
+  "fmin v24.4s, v24.4s, v1.4s\n" \
+  "fmax v25.4s, v25.4s, v0.4s\n" \
+  "fmin v25.4s, v25.4s, v1.4s\n" \
+  "fmax v26.4s, v26.4s, v0.4s\n" \
+  "fmin v26.4s, v26.4s, v1.4s\n" \
+  "fmax v27.4s, v27.4s, v0.4s\n" \
+  "fmin v27.4s, v27.4s, v1.4s\n" \
+  "fmax v28.4s, v28.4s, v0.4s\n" \
+  "fmin v28.4s, v28.4s, v1.4s\n" \
+  "fmax v29.4s, v29.4s, v0.4s\n" \
+  "fmin v29.4s, v29.4s, v1.4s\n" \
+  "fmax v30.4s, v30.4s, v0.4s\n" \
+  "fmin v30.4s, v30.4s, v1.4s\n" \
+  "fmax v31.4s, v31.4s, v0.4s\n" \
+  "fmin v31.4s, v31.4s, v1.4s\n" \
+  "12:\n"                        \
+  "mov %[t], %[c]\n"             \
+  "stp q16, q17, [%[t]]\n"       \
+  "add %[t], %[t], %[ldc]\n"     \
+  "stp q18, q19, [%[t]]\n"       \
+  "add %[t], %[t], %[ldc]\n"     \
+  "stp q20, q21, [%[t]]\n"       \
+  "add %[t], %[t], %[ldc]\n"     \
+  "stp q22, q23, [%[t]]\n"       \
+  "add %[t], %[t], %[ldc]\n"     \
+  "stp q24, q25, [%[t]]\n"       \
+  "add %[t], %[t], %[ldc]\n"     \
+  "stp q26, q27, [%[t]]\n"       \
+  "add %[t], %[t], %[ldc]\n"     \
+  "stp q28, q29, [%[t]]\n"       \
+  "add %[t], %[t], %[ldc]\n"     \
+  "stp q30, q31, [%[t]]\n"       \
+  "add %[t], %[t], %[ldc]\n"
+
+// One full 8x8 tile: C (rows ldc floats apart) = clamp(init + sum over k of w[k][0..8) (rows) x
+// b[k][0..8) (columns)); init = bias[r] per row, or C itself when bias is null (a later K block).
+inline void tile_8x8_asm(size_t k, const float* bias, const float* w, const float* b, size_t ldb,
+                         float* c, size_t ldc, const f32_minmax* mm) {
+  // An unbounded clamp (layers with no activation) is skipped: 34 instructions per tile.
+  if (mm != nullptr && mm->min == -INFINITY && mm->max == INFINITY) mm = nullptr;
+  size_t pairs = k / 2;
+  float* t;
+  asm volatile(EDGEFIT_NEON_INIT_8X8 EDGEFIT_NEON_KLOOP_8X8 EDGEFIT_NEON_STORE_8X8
+               : [pairs] "+r"(pairs), [w] "+r"(w), [b] "+r"(b), [t] "=&r"(t)
+               : [k] "r"(k), [ldb] "r"(ldb * sizeof(float)), [bias] "r"(bias), [c] "r"(c),
+                 [ldc] "r"(ldc * sizeof(float)), [mm] "r"(mm)
+               : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v16", "v17",
+                 "v18", "v19", "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29",
+                 "v30", "v31");
+}
+#undef EDGEFIT_NEON_FMLA_8X8_V0123
+#undef EDGEFIT_NEON_FMLA_8X8_V4567
+#undef EDGEFIT_NEON_KLOOP_8X8
+#undef EDGEFIT_NEON_INIT_8X8
+#undef EDGEFIT_NEON_STORE_8X8
 
 // 8 rows x 4 columns (full = 4 columns, else `nr` < 4 columns loaded and stored lane by lane).
 template <bool full>
@@ -90,6 +271,10 @@ void f32_gemm_ukernel_8x8__neonfma(size_t mr, size_t n, size_t k, const float* p
   const float32x4_t bias4567 = vld1q_f32(panel + 4);
   size_t j = 0;
   for (; j + 8 <= n; j += 8) {
+    if (mr == MR) {
+      tile_8x8_asm(k, panel, panel + MR, b + j, ldb, c + j, ldc, params);
+      continue;
+    }
     // Row r of the tile: c{r}a holds columns j..j+3, c{r}b columns j+4..j+7.
     float32x4_t c0a = vdupq_laneq_f32(bias0123, 0), c0b = c0a;
     float32x4_t c1a = vdupq_laneq_f32(bias0123, 1), c1b = c1a;
@@ -210,6 +395,10 @@ void f32_gemm_packed_ukernel_8x8__neonfma(size_t mr, size_t n, size_t k, const f
   for (size_t j = 0; j < n; j += 8, b += k * 8) {
     const size_t nr = n - j < 8 ? n - j : 8;
     float* cj = c + j;
+    if (mr == MR && nr == 8) {
+      tile_8x8_asm(k, bias, w, b, 8, cj, ldc, params);
+      continue;
+    }
     float32x4_t c0a, c0b, c1a, c1b, c2a, c2b, c3a, c3b, c4a, c4b, c5a, c5b, c6a, c6b, c7a, c7b;
     if (bias != nullptr) {
       const float32x4_t bias0123 = vld1q_f32(bias);
