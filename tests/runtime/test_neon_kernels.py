@@ -27,6 +27,11 @@ NEON_KERNELS = (
     "f32_dwconv_ukernel_3x3s2__neonfma",
     "f32_dwconv_ukernel_5x5s1__neonfma",
     "f32_dwconv_ukernel_5x5s2__neonfma",
+    # The depthwise kernels' unpadded entry points (what the executor calls), input at a guard page.
+    "f32_dwconv_ukernel_3x3s1__neonfma/unpadded",
+    "f32_dwconv_ukernel_3x3s2__neonfma/unpadded",
+    "f32_dwconv_ukernel_5x5s1__neonfma/unpadded",
+    "f32_dwconv_ukernel_5x5s2__neonfma/unpadded",
     "f32_vclamp__neon",
     "f32_vhswish__neon",
     "f32_vadd__neon",
@@ -88,7 +93,10 @@ def test_gemm_keeps_accumulators_in_registers(build_dir: Path, measure: ModuleTy
     loop = measure.innermost_fma_loop(
         measure.kernel_asm(build_dir, "f32-gemm-8x8-neonfma", measure.GEMM_SYMBOL)
     )
-    assert sum(x.startswith("fmla") for x in loop) == 16  # one 8x8 k step, 16 q accumulators
+    # The inline-assembly loop: two 8x8 k steps (16 q accumulators) per iteration, 4 ldp and 4
+    # scalar instructions besides the 32 fmla.
+    assert sum(x.startswith("fmla") for x in loop) == 32, loop
+    assert len(loop) <= 40, loop
     assert not [x for x in loop if "[sp" in x], loop
     assert measure.stack_vector_accesses(build_dir) == 0
 
@@ -103,7 +111,7 @@ def test_no_kernel_inner_loop_touches_the_stack(build_dir: Path, measure: Module
 @pytest.mark.skipif(shutil.which("llvm-mca") is None, reason="llvm-mca not on PATH (Debian: llvm)")
 def test_gemm_inner_loop_runs_at_the_fma_bound_of_the_a57_model(build_dir: Path, measure: ModuleType) -> None:
     cost = measure.gemm_loop_cost(build_dir)
-    assert cost.fmla == 16
+    assert cost.fmla == 32
     assert cost.model_fma_bound > 0
     assert cost.efficiency >= 0.9, cost
 
@@ -116,5 +124,5 @@ def test_one_gemm_call_executes_the_fmla_floor_and_little_else(build_dir: Path, 
     neon = measure.call_count(build_dir, plugin, "gemm")
     scalar = measure.call_count(build_dir, plugin, "gemm-scalar")
     assert neon.fmla == neon.fmla_floor == neon.macs // 4  # every fmla does 4 useful MACs
-    assert neon.insns < 1.6 * neon.fmla, neon  # loads + loop overhead < 0.6 per fmla
+    assert neon.insns < 1.4 * neon.fmla, neon  # loads, loop and tile overhead < 0.4 per fmla
     assert scalar.fmla == 0 and scalar.insns > 10 * neon.insns, scalar

@@ -233,6 +233,8 @@ def test_mobilenet_v2_bundle_runs_on_the_emulated_pi4(aarch64_build: Path, tmp_p
         assert float(np.abs(got - want).max() / np.abs(want).max()) < 2e-5
     insns, fmla = counts[1][0] - counts[0][0], counts[1][1] - counts[0][1]
     print(f"MobileNetV2 per inference under qemu: {insns / 1e6:.1f} M instructions, {fmla / 1e6:.1f} M fmla")
-    # 300.8 M MACs / 4 lanes = 75.2 M fmla at the least; DESIGN.md: LiteRT 124.0 M insns, ORT 180.8 M.
+    # 300.8 M MACs / 4 lanes = 75.2 M fmla at the least. DESIGN.md measured LiteRT (XNNPACK) at
+    # 124.0 M instructions for the same model and threads = 1 (ONNX Runtime 180.8 M): edgefit must
+    # stay below it (deterministic for a given compiler; 120.2 M with GCC 12 when this was set).
     assert 75.0e6 <= fmla <= 80.0e6
-    assert insns < 180.8e6
+    assert insns < 124.0e6, f"{insns / 1e6:.1f} M instructions per inference, LiteRT needs 124.0 M"

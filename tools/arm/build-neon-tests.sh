@@ -3,7 +3,7 @@
 # (static, so qemu-aarch64 runs them without a sysroot). Usage: tools/arm/build-neon-tests.sh [OUT]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-OUT="${1:-$ROOT/build/neon-tests}"
+OUT="$(realpath -m "${1:-$ROOT/build/neon-tests}")"  # absolute: the script changes directory
 CXX="${CXX_AARCH64:-aarch64-linux-gnu-g++}"
 CXXFLAGS=(-std=c++17 -O2 -mcpu=cortex-a72 -Wall -Wextra -I "$ROOT/csrc")
 mkdir -p "$OUT"

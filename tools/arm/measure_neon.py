@@ -108,16 +108,18 @@ def function_asm(asm: str, symbol_part: str) -> list[str]:
 
 
 def innermost_fma_loop(body: list[str]) -> list[str]:
-    """The label-free loop (label ... backward branch to it) with the most fmla instructions."""
+    """The label-free loop (label ... backward branch to it) with the most fmla instructions; the
+    label is the compiler's (.L...) or an inline-assembly local one (`1:` ... `b.ne 1b`)."""
     best: list[str] = []
     for i, ln in enumerate(body):
-        m = re.match(r"^b(?:\.?\w+)?\s+(\.L\w+)$|^(?:cbn?z|tbn?z)\s+.*,\s*(\.L\w+)$", ln)
+        m = re.match(r"^b(?:\.?\w+)?\s+(\.L\w+|\d+b)$|^(?:cbn?z|tbn?z)\s+.*,\s*(\.L\w+|\d+b)$", ln)
         if not m:
             continue
-        label = (m.group(1) or m.group(2)) + ":"
+        target = m.group(1) or m.group(2)
+        label = (target[:-1] if target[-1] == "b" and target[:-1].isdigit() else target) + ":"
         if label not in body[:i]:
             continue
-        start = body.index(label)
+        start = i - 1 - body[:i][::-1].index(label)  # the nearest one before the branch
         loop = body[start + 1 : i + 1]
         if any(x.endswith(":") for x in loop):
             continue
@@ -130,7 +132,7 @@ def innermost_fma_loop(body: list[str]) -> list[str]:
 
 def mca_loop_cost(loop: list[str], mcpu: str = "cortex-a57", iterations: int = 1000) -> LoopCost:
     """llvm-mca steady-state cycles per iteration of `loop` (its last line branches back)."""
-    branch = re.sub(r"\.L\w+$", ".Lloop", loop[-1])
+    branch = re.sub(r"(\.L\w+|\d+b)$", ".Lloop", loop[-1])
     text = ".Lloop:\n" + "\n".join([*loop[:-1], branch]) + "\n"
     with tempfile.NamedTemporaryFile("w", suffix=".s", delete=False) as f:
         f.write(text)

@@ -20,21 +20,36 @@ inline size_t padded_width(size_t w, size_t pad_left, size_t wo, size_t K, size_
   return (need + 7) / 8 * 8;
 }
 
-// rows(std::integral_constant<size_t, R>, const float* const* in, size_t oy) computes output rows
-// oy .. oy+R-1 from in[0 .. (R-1)*S + K); R is 1 or 2 (the last step of an odd ho is 1). Vec: the
-// row kernel's vector width in floats.
-template <size_t K, size_t S, size_t Vec, class Rows>
+// Calls rows(std::integral_constant<size_t, r>, ...) for a run-time r in 1..N.
+template <size_t N, class Rows>
+inline void rows_of(size_t r, Rows& rows, const float* const* in, size_t oy) {
+  if constexpr (N > 1) {
+    if (r < N) return rows_of<N - 1>(r, rows, in, oy);
+  }
+  rows(std::integral_constant<size_t, N>{}, in, oy);
+}
+
+// rows(std::integral_constant<size_t, r>, const float* const* in, size_t oy) computes output rows
+// oy .. oy+r-1 from in[0 .. (r-1)*S + K); r is R but for the last step of a channel, which may
+// have 1..R-1 rows. Vec: the row kernel's vector width in floats.
+template <size_t K, size_t S, size_t Vec, size_t R, class Rows>
 inline void run(size_t h, size_t w, const float* x, size_t pad_top, size_t pad_left, size_t ho,
                 size_t wo, Rows&& rows) {
-  constexpr size_t R = 2;
   constexpr size_t NS = (R - 1) * S + K;  // rows one step reads
   // The ring also holds the next step's new rows: they are copied one step ahead, so the row
   // kernel never loads from stores still in flight (a store-forwarding stall on every vector).
   constexpr size_t NR = NS + R * S;
   const size_t wp = padded_width(w, pad_left, wo, K, S, Vec);
+  // Pads (left, right and the zero row) are zeroed only when the geometry changes: copies fill
+  // just the data part, so the channels of one layer share them (zeroing per channel cost ~1 %
+  // of MobileNetV2's instructions under qemu).
   thread_local std::vector<float> buf;
-  // Pads (left, right and the zero row) are written here once; copies only fill the data part.
-  buf.assign((NR + 1) * wp, 0.0f);
+  thread_local size_t buf_w = 0, buf_pad_left = 0;
+  if (buf.size() != (NR + 1) * wp || buf_w != w || buf_pad_left != pad_left) {
+    buf.assign((NR + 1) * wp, 0.0f);
+    buf_w = w;
+    buf_pad_left = pad_left;
+  }
   float* const zero = buf.data() + NR * wp;
   const ptrdiff_t ih = ptrdiff_t(h);
   ptrdiff_t next = 0;  // first input row not yet copied into the ring
@@ -58,10 +73,7 @@ inline void run(size_t h, size_t w, const float* x, size_t pad_top, size_t pad_l
       const ptrdiff_t iy = base + ptrdiff_t(i);
       in[i] = iy < 0 || iy >= ih ? zero : slot(iy);
     }
-    if (r == 2)
-      rows(std::integral_constant<size_t, 2>{}, in, oy);
-    else
-      rows(std::integral_constant<size_t, 1>{}, in, oy);
+    rows_of<R>(r, rows, in, oy);
   }
 }
 

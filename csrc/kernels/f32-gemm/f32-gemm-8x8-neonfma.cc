@@ -192,8 +192,9 @@ inline float32x4_t clamp(float32x4_t v, float32x4_t lo, float32x4_t hi) {
 
 // One full 8x8 tile: C (rows ldc floats apart) = clamp(init + sum over k of w[k][0..8) (rows) x
 // b[k][0..8) (columns)); init = bias[r] per row, or C itself when bias is null (a later K block).
-inline void tile_8x8_asm(size_t k, const float* bias, const float* w, const float* b, size_t ldb,
-                         float* c, size_t ldc, const f32_minmax* mm) {
+__attribute__((always_inline)) inline void tile_8x8_asm(size_t k, const float* bias, const float* w,
+                                                        const float* b, size_t ldb, float* c,
+                                                        size_t ldc, const f32_minmax* mm) {
   // An unbounded clamp (layers with no activation) is skipped: 34 instructions per tile.
   if (mm != nullptr && mm->min == -INFINITY && mm->max == INFINITY) mm = nullptr;
   size_t pairs = k / 2;

@@ -299,6 +299,35 @@ bool test_dwconv(const char* name, f32_dwconv_ukernel_fn fast, size_t K, size_t 
   return report(s);
 }
 
+// The unpadded entry point (the one the executor calls) over padding 0..2 on every side: the
+// channel ends at an unreadable page, so reading past it faults; stores are checked by sentinels.
+bool test_dwconv_chw(const char* name, f32_dwconv_chw_ukernel_fn fast, size_t K, size_t S) {
+  Stats s{name};
+  for (size_t h : {1, 2, 3, 4, 5, 6, 7, 8, 9, 14})
+    for (size_t w : {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 16, 28})
+      for (size_t pt : {0, 1, 2})
+        for (size_t pl : {0, 1, 2})
+          for (size_t pb : {pt, size_t(0)})
+            for (const f32_minmax& cl : {kClamps[0], kClamps[1]}) {
+              if (h + pt + pb < K || w + 2 * pl < K) continue;
+              const size_t ho = (h + pt + pb - K) / S + 1, wo = (w + 2 * pl - K) / S + 1;
+              std::snprintf(g_case, sizeof g_case, "h=%zu w=%zu pad t%zu l%zu b%zu clamp=[%g,%g]",
+                            h, w, pt, pl, pb, cl.min, cl.max);
+              Guarded<float> x(h * w);
+              x.fill_uniform(-1.5f, 1.5f);
+              Guarded<float> k(K * K);
+              k.fill_uniform(-1.5f, 1.5f);
+              const float bias = uniform(-1.0f, 1.0f);
+              const f32_dwconv_params p{K, K, S, S, 1, 1, cl};
+              Out got(ho * wo), ref(ho * wo);
+              f32_dwconv_ukernel_kxk__scalar(h, w, x.data(), pt, pl, ho, wo, k.data(), bias,
+                                             ref.data(), &p);
+              fast(h, w, x.data(), pt, pl, ho, wo, k.data(), bias, got.data(), &p);
+              compare(s, got, ref, 1e-6f * float(K * K + 1));
+            }
+  return report(s);
+}
+
 bool test_elementwise(const char* filter) {
   bool ok = true;
   const size_t sizes[] = {0, 1, 3, 4, 5, 7, 8, 9, 17, 100};
@@ -406,17 +435,33 @@ int main(int argc, char** argv) {
     return test_dwconv("f32_dwconv_ukernel_3x3s1__neonfma", f32_dwconv_ukernel_3x3s1__neonfma, 3,
                        1);
   });
+  maybe("f32_dwconv_ukernel_3x3s1__neonfma", [] {
+    return test_dwconv_chw("f32_dwconv_ukernel_3x3s1__neonfma/unpadded",
+                           f32_dwconv_ukernel_3x3s1__neonfma, 3, 1);
+  });
   maybe("f32_dwconv_ukernel_3x3s2__neonfma", [] {
     return test_dwconv("f32_dwconv_ukernel_3x3s2__neonfma", f32_dwconv_ukernel_3x3s2__neonfma, 3,
                        2);
+  });
+  maybe("f32_dwconv_ukernel_3x3s2__neonfma", [] {
+    return test_dwconv_chw("f32_dwconv_ukernel_3x3s2__neonfma/unpadded",
+                           f32_dwconv_ukernel_3x3s2__neonfma, 3, 2);
   });
   maybe("f32_dwconv_ukernel_5x5s1__neonfma", [] {
     return test_dwconv("f32_dwconv_ukernel_5x5s1__neonfma", f32_dwconv_ukernel_5x5s1__neonfma, 5,
                        1);
   });
+  maybe("f32_dwconv_ukernel_5x5s1__neonfma", [] {
+    return test_dwconv_chw("f32_dwconv_ukernel_5x5s1__neonfma/unpadded",
+                           f32_dwconv_ukernel_5x5s1__neonfma, 5, 1);
+  });
   maybe("f32_dwconv_ukernel_5x5s2__neonfma", [] {
     return test_dwconv("f32_dwconv_ukernel_5x5s2__neonfma", f32_dwconv_ukernel_5x5s2__neonfma, 5,
                        2);
+  });
+  maybe("f32_dwconv_ukernel_5x5s2__neonfma", [] {
+    return test_dwconv_chw("f32_dwconv_ukernel_5x5s2__neonfma/unpadded",
+                           f32_dwconv_ukernel_5x5s2__neonfma, 5, 2);
   });
   maybe("f32_global_avgpool__neon", test_global_avgpool);
   if (test_elementwise(filter) == false) ok = false;
