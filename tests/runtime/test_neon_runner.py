@@ -238,3 +238,30 @@ def test_mobilenet_v2_bundle_runs_on_the_emulated_pi4(aarch64_build: Path, tmp_p
     # stay below it (deterministic for a given compiler; 120.2 M with GCC 12 when this was set).
     assert 75.0e6 <= fmla <= 80.0e6
     assert insns < 124.0e6, f"{insns / 1e6:.1f} M instructions per inference, LiteRT needs 124.0 M"
+
+
+def test_insn_profile_attributes_a_depthwise_layer_to_its_kernel(
+    h: SimpleNamespace, artifact: Callable[[Any], Path], tmp_path: Path
+) -> None:
+    """tools/arm/insn_profile.py (per-function guest instructions under qemu) on a one-layer
+    bundle: the 3x3 depthwise kernel is where the instructions and all the fmla go."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("insn_profile", REPO / "tools" / "arm" / "insn_profile.py")
+    assert spec is not None and spec.loader is not None
+    prof = importlib.util.module_from_spec(spec)
+    sys.modules["insn_profile"] = prof
+    spec.loader.exec_module(prof)
+    if shutil.which("gcc") is None or shutil.which("aarch64-linux-gnu-nm") is None:
+        pytest.skip("gcc or aarch64-linux-gnu-nm (binutils-aarch64-linux-gnu) not on PATH")
+    (graph, feeds) = next(c for name, _, c in _cases(h) if name == "dw3x3s1")
+    bundle = tmp_path / "dw"
+    bundle.mkdir()
+    artifact(graph).rename(bundle / "model.efm")
+    np.savez(bundle / "reference_inputs.npz", **feeds)
+    costs = prof.profile(bundle, REPO / "build" / "aarch64-prof")
+    top = costs[0]
+    assert "dwconv_chw<3ul, 1ul>" in top.name, costs[:5]
+    assert top.fmla == sum(c.fmla for c in costs) > 0
+    assert top.insns > 0.5 * sum(c.insns for c in costs), costs[:5]
