@@ -377,8 +377,8 @@ static void test_blocked_gemm(Isa isa) {
       }
   // The packed kernel alone over edge shapes against plain loops: accumulate / clamp modes.
   for (size_t mr : {size_t(1), gc.mr - 1, gc.mr})
-    for (size_t n : {size_t(1), gc.nr - 1, gc.nr, 2 * gc.nr + 3})
-      for (size_t k : {1, 9}) {
+    for (size_t n : {size_t(1), size_t(4), gc.nr - 1, gc.nr, gc.nr + 4, 2 * gc.nr + 3})
+      for (size_t k : {1, 2, 9}) {
         const size_t strips = (n + gc.nr - 1) / gc.nr;
         auto b = randv(rng, strips * k * gc.nr), wt = randv(rng, k * gc.mr),
              bias = randv(rng, gc.mr);

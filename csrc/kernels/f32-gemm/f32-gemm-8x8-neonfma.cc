@@ -93,102 +93,87 @@ inline float32x4_t clamp(float32x4_t v, float32x4_t lo, float32x4_t hi) {
   "ldp q0, q1, [%[w]]\n"                                      \
   "ldp q2, q3, [%[b]]\n" EDGEFIT_NEON_FMLA_8X8_V0123 "3:\n"
 
-// Accumulators from the bias (one value per row) or, with no bias, from C's 8 rows.
-#define EDGEFIT_NEON_INIT_8X8 \
-  "cbz %[bias], 10f\n"        \
-  "ldp q0, q1, [%[bias]]\n"   \
-  "dup v16.4s, v0.s[0]\n"     \
-  "dup v17.4s, v0.s[0]\n"     \
-  "dup v18.4s, v0.s[1]\n"     \
-  "dup v19.4s, v0.s[1]\n"     \
-  "dup v20.4s, v0.s[2]\n"     \
-  "dup v21.4s, v0.s[2]\n"     \
-  "dup v22.4s, v0.s[3]\n"     \
-  "dup v23.4s, v0.s[3]\n"     \
-  "dup v24.4s, v1.s[0]\n"     \
-  "dup v25.4s, v1.s[0]\n"     \
-  "dup v26.4s, v1.s[1]\n"     \
-  "dup v27.4s, v1.s[1]\n"     \
-  "dup v28.4s, v1.s[2]\n"     \
-  "dup v29.4s, v1.s[2]\n"     \
-  "dup v30.4s, v1.s[3]\n"     \
-  "dup v31.4s, v1.s[3]\n"     \
-  "b 11f\n"                   \
-  "10:\n"                     \
-  "mov %[t], %[c]\n"          \
-  "ldp q16, q17, [%[t]]\n"    \
-  "add %[t], %[t], %[ldc]\n"  \
-  "ldp q18, q19, [%[t]]\n"    \
-  "add %[t], %[t], %[ldc]\n"  \
-  "ldp q20, q21, [%[t]]\n"    \
-  "add %[t], %[t], %[ldc]\n"  \
-  "ldp q22, q23, [%[t]]\n"    \
-  "add %[t], %[t], %[ldc]\n"  \
-  "ldp q24, q25, [%[t]]\n"    \
-  "add %[t], %[t], %[ldc]\n"  \
-  "ldp q26, q27, [%[t]]\n"    \
-  "add %[t], %[t], %[ldc]\n"  \
-  "ldp q28, q29, [%[t]]\n"    \
-  "add %[t], %[t], %[ldc]\n"  \
-  "ldp q30, q31, [%[t]]\n"    \
-  "add %[t], %[t], %[ldc]\n"  \
+// Accumulators from the bias (one value per row) or, with no bias, from C's 8 rows (ld1 / st1
+// of a register pair step to the next row by ldc themselves: 8 adds fewer per tile than ldp / stp).
+#define EDGEFIT_NEON_INIT_8X8              \
+  "cbz %[bias], 10f\n"                     \
+  "ldp q0, q1, [%[bias]]\n"                \
+  "dup v16.4s, v0.s[0]\n"                  \
+  "dup v17.4s, v0.s[0]\n"                  \
+  "dup v18.4s, v0.s[1]\n"                  \
+  "dup v19.4s, v0.s[1]\n"                  \
+  "dup v20.4s, v0.s[2]\n"                  \
+  "dup v21.4s, v0.s[2]\n"                  \
+  "dup v22.4s, v0.s[3]\n"                  \
+  "dup v23.4s, v0.s[3]\n"                  \
+  "dup v24.4s, v1.s[0]\n"                  \
+  "dup v25.4s, v1.s[0]\n"                  \
+  "dup v26.4s, v1.s[1]\n"                  \
+  "dup v27.4s, v1.s[1]\n"                  \
+  "dup v28.4s, v1.s[2]\n"                  \
+  "dup v29.4s, v1.s[2]\n"                  \
+  "dup v30.4s, v1.s[3]\n"                  \
+  "dup v31.4s, v1.s[3]\n"                  \
+  "b 11f\n"                                \
+  "10:\n"                                  \
+  "mov %[t], %[c]\n"                       \
+  "ld1 {v16.4s, v17.4s}, [%[t]], %[ldc]\n" \
+  "ld1 {v18.4s, v19.4s}, [%[t]], %[ldc]\n" \
+  "ld1 {v20.4s, v21.4s}, [%[t]], %[ldc]\n" \
+  "ld1 {v22.4s, v23.4s}, [%[t]], %[ldc]\n" \
+  "ld1 {v24.4s, v25.4s}, [%[t]], %[ldc]\n" \
+  "ld1 {v26.4s, v27.4s}, [%[t]], %[ldc]\n" \
+  "ld1 {v28.4s, v29.4s}, [%[t]], %[ldc]\n" \
+  "ld1 {v30.4s, v31.4s}, [%[t]], %[ldc]\n" \
   "11:\n"
 // Clamp to mm (skipped when mm is null), then store the 8 rows of C.
-#define EDGEFIT_NEON_STORE_8X8   \
-  "cbz %[mm], 12f\n"             \
-  "ldp s0, s1, [%[mm]]\n"        \
-  "dup v0.4s, v0.s[0]\n"         \
-  "dup v1.4s, v1.s[0]\n"         \
-  "fmax v16.4s, v16.4s, v0.4s\n" \
-  "fmin v16.4s, v16.4s, v1.4s\n" \
-  "fmax v17.4s, v17.4s, v0.4s\n" \
-  "fmin v17.4s, v17.4s, v1.4s\n" \
-  "fmax v18.4s, v18.4s, v0.4s\n" \
-  "fmin v18.4s, v18.4s, v1.4s\n" \
-  "fmax v19.4s, v19.4s, v0.4s\n" \
-  "fmin v19.4s, v19.4s, v1.4s\n" \
-  "fmax v20.4s, v20.4s, v0.4s\n" \
-  "fmin v20.4s, v20.4s, v1.4s\n" \
-  "fmax v21.4s, v21.4s, v0.4s\n" \
-  "fmin v21.4s, v21.4s, v1.4s\n" \
-  "fmax v22.4s, v22.4s, v0.4s\n" \
-  "fmin v22.4s, v22.4s, v1.4s\n" \
-  "fmax v23.4s, v23.4s, v0.4s\n" \
-  "fmin v23.4s, v23.4s, v1.4s\n" \
-  "fmax v24.4s, v24.4s, v0.4s\n" \
-  "fmin v24.4s, v24.4s, v1.4s\n" \
-  "fmax v25.4s, v25.4s, v0.4s\n" \
-  "fmin v25.4s, v25.4s, v1.4s\n" \
-  "fmax v26.4s, v26.4s, v0.4s\n" \
-  "fmin v26.4s, v26.4s, v1.4s\n" \
-  "fmax v27.4s, v27.4s, v0.4s\n" \
-  "fmin v27.4s, v27.4s, v1.4s\n" \
-  "fmax v28.4s, v28.4s, v0.4s\n" \
-  "fmin v28.4s, v28.4s, v1.4s\n" \
-  "fmax v29.4s, v29.4s, v0.4s\n" \
-  "fmin v29.4s, v29.4s, v1.4s\n" \
-  "fmax v30.4s, v30.4s, v0.4s\n" \
-  "fmin v30.4s, v30.4s, v1.4s\n" \
-  "fmax v31.4s, v31.4s, v0.4s\n" \
-  "fmin v31.4s, v31.4s, v1.4s\n" \
-  "12:\n"                        \
-  "mov %[t], %[c]\n"             \
-  "stp q16, q17, [%[t]]\n"       \
-  "add %[t], %[t], %[ldc]\n"     \
-  "stp q18, q19, [%[t]]\n"       \
-  "add %[t], %[t], %[ldc]\n"     \
-  "stp q20, q21, [%[t]]\n"       \
-  "add %[t], %[t], %[ldc]\n"     \
-  "stp q22, q23, [%[t]]\n"       \
-  "add %[t], %[t], %[ldc]\n"     \
-  "stp q24, q25, [%[t]]\n"       \
-  "add %[t], %[t], %[ldc]\n"     \
-  "stp q26, q27, [%[t]]\n"       \
-  "add %[t], %[t], %[ldc]\n"     \
-  "stp q28, q29, [%[t]]\n"       \
-  "add %[t], %[t], %[ldc]\n"     \
-  "stp q30, q31, [%[t]]\n"       \
-  "add %[t], %[t], %[ldc]\n"
+#define EDGEFIT_NEON_STORE_8X8             \
+  "cbz %[mm], 12f\n"                       \
+  "ldp s0, s1, [%[mm]]\n"                  \
+  "dup v0.4s, v0.s[0]\n"                   \
+  "dup v1.4s, v1.s[0]\n"                   \
+  "fmax v16.4s, v16.4s, v0.4s\n"           \
+  "fmin v16.4s, v16.4s, v1.4s\n"           \
+  "fmax v17.4s, v17.4s, v0.4s\n"           \
+  "fmin v17.4s, v17.4s, v1.4s\n"           \
+  "fmax v18.4s, v18.4s, v0.4s\n"           \
+  "fmin v18.4s, v18.4s, v1.4s\n"           \
+  "fmax v19.4s, v19.4s, v0.4s\n"           \
+  "fmin v19.4s, v19.4s, v1.4s\n"           \
+  "fmax v20.4s, v20.4s, v0.4s\n"           \
+  "fmin v20.4s, v20.4s, v1.4s\n"           \
+  "fmax v21.4s, v21.4s, v0.4s\n"           \
+  "fmin v21.4s, v21.4s, v1.4s\n"           \
+  "fmax v22.4s, v22.4s, v0.4s\n"           \
+  "fmin v22.4s, v22.4s, v1.4s\n"           \
+  "fmax v23.4s, v23.4s, v0.4s\n"           \
+  "fmin v23.4s, v23.4s, v1.4s\n"           \
+  "fmax v24.4s, v24.4s, v0.4s\n"           \
+  "fmin v24.4s, v24.4s, v1.4s\n"           \
+  "fmax v25.4s, v25.4s, v0.4s\n"           \
+  "fmin v25.4s, v25.4s, v1.4s\n"           \
+  "fmax v26.4s, v26.4s, v0.4s\n"           \
+  "fmin v26.4s, v26.4s, v1.4s\n"           \
+  "fmax v27.4s, v27.4s, v0.4s\n"           \
+  "fmin v27.4s, v27.4s, v1.4s\n"           \
+  "fmax v28.4s, v28.4s, v0.4s\n"           \
+  "fmin v28.4s, v28.4s, v1.4s\n"           \
+  "fmax v29.4s, v29.4s, v0.4s\n"           \
+  "fmin v29.4s, v29.4s, v1.4s\n"           \
+  "fmax v30.4s, v30.4s, v0.4s\n"           \
+  "fmin v30.4s, v30.4s, v1.4s\n"           \
+  "fmax v31.4s, v31.4s, v0.4s\n"           \
+  "fmin v31.4s, v31.4s, v1.4s\n"           \
+  "12:\n"                                  \
+  "mov %[t], %[c]\n"                       \
+  "st1 {v16.4s, v17.4s}, [%[t]], %[ldc]\n" \
+  "st1 {v18.4s, v19.4s}, [%[t]], %[ldc]\n" \
+  "st1 {v20.4s, v21.4s}, [%[t]], %[ldc]\n" \
+  "st1 {v22.4s, v23.4s}, [%[t]], %[ldc]\n" \
+  "st1 {v24.4s, v25.4s}, [%[t]], %[ldc]\n" \
+  "st1 {v26.4s, v27.4s}, [%[t]], %[ldc]\n" \
+  "st1 {v28.4s, v29.4s}, [%[t]], %[ldc]\n" \
+  "st1 {v30.4s, v31.4s}, [%[t]], %[ldc]\n"
 
 // One full 8x8 tile: C (rows ldc floats apart) = clamp(init + sum over k of w[k][0..8) (rows) x
 // b[k][0..8) (columns)); init = bias[r] per row, or C itself when bias is null (a later K block).
@@ -212,6 +197,127 @@ __attribute__((always_inline)) inline void tile_8x8_asm(size_t k, const float* b
 #undef EDGEFIT_NEON_KLOOP_8X8
 #undef EDGEFIT_NEON_INIT_8X8
 #undef EDGEFIT_NEON_STORE_8X8
+
+// ---- 8x4 tiles (a strip's last 4 or fewer columns) in the same style: accumulators v16..v23
+// (row r: v[16+r]), weights v0/v1 and v4/v5, B v2 and v6. 24 instructions per 16 fmla.
+#define EDGEFIT_NEON_FMLA_8X4_V012 \
+  "fmla v16.4s, v2.4s, v0.s[0]\n"  \
+  "fmla v17.4s, v2.4s, v0.s[1]\n"  \
+  "fmla v18.4s, v2.4s, v0.s[2]\n"  \
+  "fmla v19.4s, v2.4s, v0.s[3]\n"  \
+  "fmla v20.4s, v2.4s, v1.s[0]\n"  \
+  "fmla v21.4s, v2.4s, v1.s[1]\n"  \
+  "fmla v22.4s, v2.4s, v1.s[2]\n"  \
+  "fmla v23.4s, v2.4s, v1.s[3]\n"
+#define EDGEFIT_NEON_FMLA_8X4_V456 \
+  "fmla v16.4s, v6.4s, v4.s[0]\n"  \
+  "fmla v17.4s, v6.4s, v4.s[1]\n"  \
+  "fmla v18.4s, v6.4s, v4.s[2]\n"  \
+  "fmla v19.4s, v6.4s, v4.s[3]\n"  \
+  "fmla v20.4s, v6.4s, v5.s[0]\n"  \
+  "fmla v21.4s, v6.4s, v5.s[1]\n"  \
+  "fmla v22.4s, v6.4s, v5.s[2]\n"  \
+  "fmla v23.4s, v6.4s, v5.s[3]\n"
+#define EDGEFIT_NEON_TILE_8X4                                \
+  "cbz %[bias], 10f\n"                                       \
+  "ldp q0, q1, [%[bias]]\n"                                  \
+  "dup v16.4s, v0.s[0]\n"                                    \
+  "dup v17.4s, v0.s[1]\n"                                    \
+  "dup v18.4s, v0.s[2]\n"                                    \
+  "dup v19.4s, v0.s[3]\n"                                    \
+  "dup v20.4s, v1.s[0]\n"                                    \
+  "dup v21.4s, v1.s[1]\n"                                    \
+  "dup v22.4s, v1.s[2]\n"                                    \
+  "dup v23.4s, v1.s[3]\n"                                    \
+  "b 11f\n"                                                  \
+  "10:\n"                                                    \
+  "mov %[t], %[c]\n"                                         \
+  "ld1 {v16.4s}, [%[t]], %[ldc]\n"                           \
+  "ld1 {v17.4s}, [%[t]], %[ldc]\n"                           \
+  "ld1 {v18.4s}, [%[t]], %[ldc]\n"                           \
+  "ld1 {v19.4s}, [%[t]], %[ldc]\n"                           \
+  "ld1 {v20.4s}, [%[t]], %[ldc]\n"                           \
+  "ld1 {v21.4s}, [%[t]], %[ldc]\n"                           \
+  "ld1 {v22.4s}, [%[t]], %[ldc]\n"                           \
+  "ld1 {v23.4s}, [%[t]], %[ldc]\n"                           \
+  "11:\n"                                                    \
+  "cbz %[pairs], 2f\n"                                       \
+  "1:\n"                                                     \
+  "ldp q0, q1, [%[w]], #32\n"                                \
+  "ldr q2, [%[b]]\n"                                         \
+  "add %[b], %[b], %[ldb]\n"                                 \
+  "ldp q4, q5, [%[w]], #32\n"                                \
+  "ldr q6, [%[b]]\n"                                         \
+  "add %[b], %[b], %[ldb]\n" EDGEFIT_NEON_FMLA_8X4_V012      \
+  "subs %[pairs], %[pairs], #1\n" EDGEFIT_NEON_FMLA_8X4_V456 \
+  "b.ne 1b\n"                                                \
+  "2:\n"                                                     \
+  "tbz %[k], #0, 3f\n"                                       \
+  "ldp q0, q1, [%[w]]\n"                                     \
+  "ldr q2, [%[b]]\n" EDGEFIT_NEON_FMLA_8X4_V012              \
+  "3:\n"                                                     \
+  "cbz %[mm], 12f\n"                                         \
+  "ldp s0, s1, [%[mm]]\n"                                    \
+  "dup v0.4s, v0.s[0]\n"                                     \
+  "dup v1.4s, v1.s[0]\n"                                     \
+  "fmax v16.4s, v16.4s, v0.4s\n"                             \
+  "fmin v16.4s, v16.4s, v1.4s\n"                             \
+  "fmax v17.4s, v17.4s, v0.4s\n"                             \
+  "fmin v17.4s, v17.4s, v1.4s\n"                             \
+  "fmax v18.4s, v18.4s, v0.4s\n"                             \
+  "fmin v18.4s, v18.4s, v1.4s\n"                             \
+  "fmax v19.4s, v19.4s, v0.4s\n"                             \
+  "fmin v19.4s, v19.4s, v1.4s\n"                             \
+  "fmax v20.4s, v20.4s, v0.4s\n"                             \
+  "fmin v20.4s, v20.4s, v1.4s\n"                             \
+  "fmax v21.4s, v21.4s, v0.4s\n"                             \
+  "fmin v21.4s, v21.4s, v1.4s\n"                             \
+  "fmax v22.4s, v22.4s, v0.4s\n"                             \
+  "fmin v22.4s, v22.4s, v1.4s\n"                             \
+  "fmax v23.4s, v23.4s, v0.4s\n"                             \
+  "fmin v23.4s, v23.4s, v1.4s\n"                             \
+  "12:\n"                                                    \
+  "mov %[t], %[c]\n"                                         \
+  "st1 {v16.4s}, [%[t]], %[ldc]\n"                           \
+  "st1 {v17.4s}, [%[t]], %[ldc]\n"                           \
+  "st1 {v18.4s}, [%[t]], %[ldc]\n"                           \
+  "st1 {v19.4s}, [%[t]], %[ldc]\n"                           \
+  "st1 {v20.4s}, [%[t]], %[ldc]\n"                           \
+  "st1 {v21.4s}, [%[t]], %[ldc]\n"                           \
+  "st1 {v22.4s}, [%[t]], %[ldc]\n"                           \
+  "st1 {v23.4s}, [%[t]], %[ldc]\n"
+
+// One 8-row x 4-column tile, otherwise as tile_8x8_asm (B rows hold at least 4 readable floats).
+__attribute__((always_inline)) inline void tile_8x4_asm(size_t k, const float* bias, const float* w,
+                                                        const float* b, size_t ldb, float* c,
+                                                        size_t ldc, const f32_minmax* mm) {
+  if (mm != nullptr && mm->min == -INFINITY && mm->max == INFINITY) mm = nullptr;
+  size_t pairs = k / 2;
+  float* t;
+  asm volatile(EDGEFIT_NEON_TILE_8X4
+               : [pairs] "+r"(pairs), [w] "+r"(w), [b] "+r"(b), [t] "=&r"(t)
+               : [k] "r"(k), [ldb] "r"(ldb * sizeof(float)), [bias] "r"(bias), [c] "r"(c),
+                 [ldc] "r"(ldc * sizeof(float)), [mm] "r"(mm)
+               : "cc", "memory", "v0", "v1", "v2", "v4", "v5", "v6", "v16", "v17", "v18", "v19",
+                 "v20", "v21", "v22", "v23");
+}
+#undef EDGEFIT_NEON_FMLA_8X4_V012
+#undef EDGEFIT_NEON_FMLA_8X4_V456
+#undef EDGEFIT_NEON_TILE_8X4
+
+// A packed strip's last 1..4 columns (nr of them) in an 8x4 tile: through an [8][4] buffer when
+// nr < 4, so C is never read or written past column nr.
+inline void tile_8x4_packed(size_t nr, size_t k, const float* bias, const float* w, const float* b,
+                            float* c, size_t ldc, const f32_minmax* mm) {
+  if (nr == 4) return tile_8x4_asm(k, bias, w, b, 8, c, ldc, mm);
+  alignas(16) float t[MR][4] = {};
+  if (bias == nullptr)
+    for (size_t r = 0; r < MR; ++r)
+      for (size_t j = 0; j < nr; ++j) t[r][j] = c[r * ldc + j];
+  tile_8x4_asm(k, bias, w, b, 8, &t[0][0], 4, mm);
+  for (size_t r = 0; r < MR; ++r)
+    for (size_t j = 0; j < nr; ++j) c[r * ldc + j] = t[r][j];
+}
 
 // 8 rows x 4 columns (full = 4 columns, else `nr` < 4 columns loaded and stored lane by lane).
 template <bool full>
@@ -352,7 +458,10 @@ void f32_gemm_ukernel_8x8__neonfma(size_t mr, size_t n, size_t k, const float* p
     }
   }
   if (j + 4 <= n) {
-    tile_8x4<true>(mr, 4, k, panel, b + j, ldb, c + j, ldc, vmin, vmax);
+    if (mr == MR)
+      tile_8x4_asm(k, panel, panel + MR, b + j, ldb, c + j, ldc, params);
+    else
+      tile_8x4<true>(mr, 4, k, panel, b + j, ldb, c + j, ldc, vmin, vmax);
     j += 4;
   }
   if (j < n) tile_8x4<false>(mr, n - j, k, panel, b + j, ldb, c + j, ldc, vmin, vmax);
@@ -398,6 +507,10 @@ void f32_gemm_packed_ukernel_8x8__neonfma(size_t mr, size_t n, size_t k, const f
     float* cj = c + j;
     if (mr == MR && nr == 8) {
       tile_8x8_asm(k, bias, w, b, 8, cj, ldc, params);
+      continue;
+    }
+    if (mr == MR && nr <= 4) {  // half the fmla of an 8x8 tile (7x7 images: 49 = 6 x 8 + 1)
+      tile_8x4_packed(nr, k, bias, w, b, cj, ldc, params);
       continue;
     }
     float32x4_t c0a, c0b, c1a, c1b, c2a, c2b, c3a, c3b, c4a, c4b, c5a, c5b, c6a, c6b, c7a, c7b;
