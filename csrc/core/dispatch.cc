@@ -174,10 +174,16 @@ PoolConfig select_pool(Isa isa) {
   c.avg = K(f32_avgpool2d__scalar);
   c.global_avg = K(f32_global_avgpool__scalar);
 #if defined(__x86_64__)
-  if (isa == Isa::kAvx2 || isa == Isa::kAvx512) c.global_avg = K(f32_global_avgpool__avx2);
+  if (isa == Isa::kAvx2 || isa == Isa::kAvx512) {
+    c.global_avg = K(f32_global_avgpool__avx2);
+    c.max = K(f32_maxpool2d__avx2);
+  }
 #endif
 #if defined(__aarch64__) && defined(EDGEFIT_HAVE_NEON_F32_POOL)
-  if (isa == Isa::kNeon) c.global_avg = K(f32_global_avgpool__neon);
+  if (isa == Isa::kNeon) {
+    c.global_avg = K(f32_global_avgpool__neon);
+    c.max = K(f32_maxpool2d__neon);
+  }
 #endif
   (void)isa;
   return c;

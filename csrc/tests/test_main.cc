@@ -292,6 +292,27 @@ static void test_kernels(Isa isa) {
                 CHECK(max_err(y2, y0) < 1e-5f);
               }
             }
+  // Max pooling against the reference: windows over padding and, with ceil mode, past the
+  // bottom / right edge (torch: the last window starts inside the input or its left padding).
+  for (size_t h : {1, 4, 7, 12})
+    for (size_t w : {1, 5, 8, 13, 30})
+      for (size_t kk : {1, 2, 3})
+        for (size_t s : {1, 2})
+          for (size_t pd : {0, 1})
+            for (bool ceil_mode : {false, true}) {
+              if (2 * pd > kk || h + 2 * pd < kk || w + 2 * pd < kk) continue;
+              auto out = [&](size_t n) {
+                size_t o = (n + 2 * pd - kk + (ceil_mode ? s - 1 : 0)) / s + 1;
+                if (ceil_mode && (o - 1) * s >= n + pd) --o;
+                return o;
+              };
+              const pool2d_geometry g{h, w, out(h), out(w), kk, kk, s, s, pd, pd, pd, pd, false};
+              auto x = randv(rng, h * w);
+              std::vector<float> y0(g.ho * g.wo + 8, 9.0f), y1(g.ho * g.wo + 8, 9.0f);
+              ref.pool.max.fn(&g, x.data(), y0.data());
+              fast.pool.max.fn(&g, x.data(), y1.data());
+              CHECK(y0 == y1);
+            }
   // Elementwise.
   for (size_t n : {1, 8, 17, 1000}) {
     auto a = randv(rng, n), b = randv(rng, n);

@@ -163,6 +163,15 @@ def _cases(h: SimpleNamespace) -> list[tuple[str, str, Case]]:
     x = (rng.standard_normal((1, 3, 5, 7)) * 5).astype(np.float32)
     for op, kernel in (("relu6", "f32_vclamp__neon"), ("hardswish", "f32_vhswish__neon")):
         cases.append((op, kernel, (h.single_op(op, {"x": (x.shape, "f32")}, {}, x.shape), {"x": x})))
+    xp = rng.standard_normal((1, 3, 13, 12)).astype(np.float32)
+    pool = h.single_op(
+        "max_pool2d",
+        {"x": (xp.shape, "f32")},
+        {},
+        (1, 3, 7, 6),
+        {"kernel": (3, 3), "stride": (2, 2), "padding": (1,) * 4},
+    )
+    cases.append(("maxpool", "f32_maxpool2d__neon", (pool, {"x": xp})))
     a, b = (rng.standard_normal((1, 6, 9, 11)).astype(np.float32) for _ in range(2))
     add = h.single_op("add", {"a": (a.shape, "f32"), "b": (b.shape, "f32")}, {}, a.shape, {"act": "relu6"})
     cases.append(("add", "f32_vadd__neon", (add, {"a": a, "b": b})))

@@ -1,6 +1,7 @@
-// AVX2 global average pooling (the spatial MEAN before a classifier).
+// AVX2 global average pooling (the spatial MEAN before a classifier) and max pooling by rows.
 #include <immintrin.h>
 
+#include "kernels/f32-pool/f32-maxpool-rows.h"
 #include "kernels/f32-pool/f32-pool.h"
 
 namespace edgefit {
@@ -18,6 +19,10 @@ void f32_global_avgpool__avx2(size_t channels, size_t pixels, const float* x, fl
     for (; p < pixels; ++p) sum += xc[p];
     y[c] = sum / float(pixels);
   }
+}
+
+void f32_maxpool2d__avx2(const pool2d_geometry* g, const float* x, float* y) {
+  maxpool_rows::run(g, x, y);
 }
 
 }  // namespace edgefit

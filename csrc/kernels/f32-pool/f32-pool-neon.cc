@@ -1,6 +1,8 @@
-// NEON global average pooling over [channels, pixels]: 8 pixels per step in two accumulators.
+// NEON global average pooling over [channels, pixels] (8 pixels per step in two accumulators)
+// and max pooling by rows (f32-maxpool-rows.h).
 #include <arm_neon.h>
 
+#include "kernels/f32-pool/f32-maxpool-rows.h"
 #include "kernels/f32-pool/f32-pool.h"
 
 namespace edgefit {
@@ -27,6 +29,10 @@ void f32_global_avgpool__neon(size_t channels, size_t pixels, const float* x, fl
     // Divides like the reference (a multiply by 1 / n would round differently).
     y[c] = s / float(pixels);
   }
+}
+
+void f32_maxpool2d__neon(const pool2d_geometry* g, const float* x, float* y) {
+  maxpool_rows::run(g, x, y);
 }
 
 }  // namespace edgefit

@@ -21,10 +21,12 @@ void f32_avgpool2d__scalar(const pool2d_geometry* g, const float* x, float* y);
 void f32_global_avgpool__scalar(size_t channels, size_t pixels, const float* x, float* y);
 #if defined(__x86_64__) || defined(_M_X64)
 void f32_global_avgpool__avx2(size_t channels, size_t pixels, const float* x, float* y);
+void f32_maxpool2d__avx2(const pool2d_geometry* g, const float* x, float* y);
 #endif
 #if defined(__aarch64__)
 // Provided by csrc/kernels/f32-pool/*neon*.cc (EDGEFIT_HAVE_NEON_F32_POOL).
 void f32_global_avgpool__neon(size_t channels, size_t pixels, const float* x, float* y);
+void f32_maxpool2d__neon(const pool2d_geometry* g, const float* x, float* y);
 #endif
 
 }  // namespace edgefit
