@@ -39,6 +39,23 @@ namespace edgefit {
 
 namespace {
 
+// dst[t] = src[t * stride] for t < n. Four per step with constant offsets for stride 2 (strided
+// convolutions): under qemu the plain loop cost 6 instructions per float, a third of ResNet-50's
+// unfold.
+inline void strided_copy(const float* __restrict src, size_t stride, size_t n,
+                         float* __restrict dst) {
+  size_t t = 0;
+  if (stride == 2) {
+    for (; t + 4 <= n; t += 4, src += 8) {
+      dst[t] = src[0];
+      dst[t + 1] = src[2];
+      dst[t + 2] = src[4];
+      dst[t + 3] = src[6];
+    }
+  }
+  for (; t < n; ++t, src += stride) dst[t] = *src;
+}
+
 // One row (c, ky, kx) of the unfolded matrix for the output pixels p0 .. p0 + count, written
 // contiguously to dst: the chunk is walked one output-row segment at a time, zeros where the
 // window is in the padding, a (strided) copy in between.
@@ -73,7 +90,7 @@ inline void unfold_row(const conv2d_geometry* g, const float* xc, size_t ky, siz
         if (sw == 1)
           std::memcpy(o + lo, src, (hi - lo) * sizeof(float));
         else
-          for (size_t t = 0; t < hi - lo; ++t) o[lo + t] = src[ptrdiff_t(t) * sw];
+          strided_copy(src, size_t(sw), hi - lo, o + lo);
       }
       for (size_t ox = hi; ox < ox1; ++ox) o[ox] = 0.0f;
     }
