@@ -3,6 +3,7 @@
 #include <arm_neon.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "kernels/f32-elementwise/f32-elementwise.h"
 
@@ -50,6 +51,14 @@ void f32_vhswish__neon(size_t n, const float* x, float* y) {
 void f32_vadd__neon(size_t n, const float* a, const float* b, float* y, const f32_minmax* p) {
   const float32x4_t lo = vdupq_n_f32(p->min), hi = vdupq_n_f32(p->max);
   size_t i = 0;
+  if (p->max == INFINITY) {  // ReLU (or none): the upper clamp is a no-op, 2 of 13 per 8 floats
+    for (; i + 8 <= n; i += 8) {
+      const float32x4_t s0 = vaddq_f32(vld1q_f32(a + i), vld1q_f32(b + i));
+      const float32x4_t s1 = vaddq_f32(vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+      vst1q_f32(y + i, vmaxq_f32(s0, lo));
+      vst1q_f32(y + i + 4, vmaxq_f32(s1, lo));
+    }
+  }
   for (; i + 8 <= n; i += 8) {
     const float32x4_t s0 = vaddq_f32(vld1q_f32(a + i), vld1q_f32(b + i));
     const float32x4_t s1 = vaddq_f32(vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));

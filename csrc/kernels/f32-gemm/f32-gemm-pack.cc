@@ -194,6 +194,9 @@ void f32_gemm_blocked(const f32_gemm_blocking& bl, size_t m, size_t k, const flo
         const float* panel = panels + pi * panel_floats;
         if (kPrefetchNextPanel && pi + 1 < pi1) {
           const float* next = panel + panel_floats + mr + k0 * mr;
+          // Unrolled: the rolled loop spent 4 instructions of bookkeeping per prefetch (qemu:
+          // 0.6 % of ResNet-50's instructions on NEON).
+#pragma GCC unroll 4
           for (size_t off = 0; off < mr * kb; off += 16) __builtin_prefetch(next + off, 0, 2);
         }
         bl.packed(std::min(mr, m - pi * mr), nn, kb, panel + mr + k0 * mr, first ? panel : nullptr,

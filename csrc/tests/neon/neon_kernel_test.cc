@@ -117,7 +117,7 @@ bool report(const Stats& s) {
 }
 
 const float kInf = std::numeric_limits<float>::infinity();
-const f32_minmax kClamps[] = {{-kInf, kInf}, {0.0f, 6.0f}, {-0.3f, 0.25f}};
+const f32_minmax kClamps[] = {{-kInf, kInf}, {0.0f, 6.0f}, {-0.3f, 0.25f}, {0.0f, kInf}};
 
 bool selected(const char* name, const char* filter) {
   return filter == nullptr || std::strstr(name, filter) != nullptr;
