@@ -50,16 +50,16 @@ inline void run(const pool2d_geometry* g, const float* x, float* y) {
       yr[ox] = m;
     };
     for (size_t ox = 0; ox < ox_lo; ++ox) clipped(ox);
-    const float* base = rowmax - g->pl;
+    // ox >= ox_lo keeps ox * sw - pl >= 0 (no pointer before the buffer is ever formed).
     if (g->kw == 3 && g->sw == 2) {  // ResNet's stem pool
       for (size_t ox = ox_lo; ox < ox_hi; ++ox) {
-        const float* p = base + 2 * ox;
+        const float* p = rowmax + (2 * ox - g->pl);
         const float a = p[1] > p[0] ? p[1] : p[0];
         yr[ox] = p[2] > a ? p[2] : a;
       }
     } else {
       for (size_t ox = ox_lo; ox < ox_hi; ++ox) {
-        const float* p = base + ox * g->sw;
+        const float* p = rowmax + (ox * g->sw - g->pl);
         float m = p[0];
         for (size_t kx = 1; kx < g->kw; ++kx) m = p[kx] > m ? p[kx] : m;
         yr[ox] = m;
