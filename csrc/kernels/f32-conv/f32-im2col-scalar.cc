@@ -46,14 +46,15 @@ inline void strided_copy(const float* __restrict src, size_t stride, size_t n,
                          float* __restrict dst) {
   size_t t = 0;
   if (stride == 2) {
-    for (; t + 4 <= n; t += 4, src += 8) {
-      dst[t] = src[0];
-      dst[t + 1] = src[2];
-      dst[t + 2] = src[4];
-      dst[t + 3] = src[6];
+    for (; t + 4 <= n; t += 4) {
+      const float* s = src + 2 * t;  // indexed, so no pointer past the row is ever formed
+      dst[t] = s[0];
+      dst[t + 1] = s[2];
+      dst[t + 2] = s[4];
+      dst[t + 3] = s[6];
     }
   }
-  for (; t < n; ++t, src += stride) dst[t] = *src;
+  for (; t < n; ++t) dst[t] = src[t * stride];
 }
 
 // One row (c, ky, kx) of the unfolded matrix for the output pixels p0 .. p0 + count, written
