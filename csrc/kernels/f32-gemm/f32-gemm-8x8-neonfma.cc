@@ -126,54 +126,60 @@ inline float32x4_t clamp(float32x4_t v, float32x4_t lo, float32x4_t hi) {
   "ld1 {v28.4s, v29.4s}, [%[t]], %[ldc]\n" \
   "ld1 {v30.4s, v31.4s}, [%[t]], %[ldc]\n" \
   "11:\n"
-// Clamp to mm (skipped when mm is null), then store the 8 rows of C.
-#define EDGEFIT_NEON_STORE_8X8             \
-  "cbz %[mm], 12f\n"                       \
-  "ldp s0, s1, [%[mm]]\n"                  \
-  "dup v0.4s, v0.s[0]\n"                   \
-  "dup v1.4s, v1.s[0]\n"                   \
-  "fmax v16.4s, v16.4s, v0.4s\n"           \
-  "fmin v16.4s, v16.4s, v1.4s\n"           \
-  "fmax v17.4s, v17.4s, v0.4s\n"           \
-  "fmin v17.4s, v17.4s, v1.4s\n"           \
-  "fmax v18.4s, v18.4s, v0.4s\n"           \
-  "fmin v18.4s, v18.4s, v1.4s\n"           \
-  "fmax v19.4s, v19.4s, v0.4s\n"           \
-  "fmin v19.4s, v19.4s, v1.4s\n"           \
-  "fmax v20.4s, v20.4s, v0.4s\n"           \
-  "fmin v20.4s, v20.4s, v1.4s\n"           \
-  "fmax v21.4s, v21.4s, v0.4s\n"           \
-  "fmin v21.4s, v21.4s, v1.4s\n"           \
-  "fmax v22.4s, v22.4s, v0.4s\n"           \
-  "fmin v22.4s, v22.4s, v1.4s\n"           \
-  "fmax v23.4s, v23.4s, v0.4s\n"           \
-  "fmin v23.4s, v23.4s, v1.4s\n"           \
-  "fmax v24.4s, v24.4s, v0.4s\n"           \
-  "fmin v24.4s, v24.4s, v1.4s\n"           \
-  "fmax v25.4s, v25.4s, v0.4s\n"           \
-  "fmin v25.4s, v25.4s, v1.4s\n"           \
-  "fmax v26.4s, v26.4s, v0.4s\n"           \
-  "fmin v26.4s, v26.4s, v1.4s\n"           \
-  "fmax v27.4s, v27.4s, v0.4s\n"           \
-  "fmin v27.4s, v27.4s, v1.4s\n"           \
-  "fmax v28.4s, v28.4s, v0.4s\n"           \
-  "fmin v28.4s, v28.4s, v1.4s\n"           \
-  "fmax v29.4s, v29.4s, v0.4s\n"           \
-  "fmin v29.4s, v29.4s, v1.4s\n"           \
-  "fmax v30.4s, v30.4s, v0.4s\n"           \
-  "fmin v30.4s, v30.4s, v1.4s\n"           \
-  "fmax v31.4s, v31.4s, v0.4s\n"           \
-  "fmin v31.4s, v31.4s, v1.4s\n"           \
-  "12:\n"                                  \
-  "mov %[t], %[c]\n"                       \
-  "st1 {v16.4s, v17.4s}, [%[t]], %[ldc]\n" \
-  "st1 {v18.4s, v19.4s}, [%[t]], %[ldc]\n" \
-  "st1 {v20.4s, v21.4s}, [%[t]], %[ldc]\n" \
-  "st1 {v22.4s, v23.4s}, [%[t]], %[ldc]\n" \
-  "st1 {v24.4s, v25.4s}, [%[t]], %[ldc]\n" \
-  "st1 {v26.4s, v27.4s}, [%[t]], %[ldc]\n" \
-  "st1 {v28.4s, v29.4s}, [%[t]], %[ldc]\n" \
-  "st1 {v30.4s, v31.4s}, [%[t]], %[ldc]\n"
+// Clamp to mm unless it is null (then a jump to the local label "12", which each tile places
+// right after its clamp): v0 / v1 take min / max; then v16..v23 (rows 0-3 of an 8x8 tile, all 8
+// rows of an 8x4 one) and v24..v31 (rows 4-7 of an 8x8 tile).
+#define EDGEFIT_NEON_CLAMP_ROWS_0_3 \
+  "cbz %[mm], 12f\n"                \
+  "ldp s0, s1, [%[mm]]\n"           \
+  "dup v0.4s, v0.s[0]\n"            \
+  "dup v1.4s, v1.s[0]\n"            \
+  "fmax v16.4s, v16.4s, v0.4s\n"    \
+  "fmin v16.4s, v16.4s, v1.4s\n"    \
+  "fmax v17.4s, v17.4s, v0.4s\n"    \
+  "fmin v17.4s, v17.4s, v1.4s\n"    \
+  "fmax v18.4s, v18.4s, v0.4s\n"    \
+  "fmin v18.4s, v18.4s, v1.4s\n"    \
+  "fmax v19.4s, v19.4s, v0.4s\n"    \
+  "fmin v19.4s, v19.4s, v1.4s\n"    \
+  "fmax v20.4s, v20.4s, v0.4s\n"    \
+  "fmin v20.4s, v20.4s, v1.4s\n"    \
+  "fmax v21.4s, v21.4s, v0.4s\n"    \
+  "fmin v21.4s, v21.4s, v1.4s\n"    \
+  "fmax v22.4s, v22.4s, v0.4s\n"    \
+  "fmin v22.4s, v22.4s, v1.4s\n"    \
+  "fmax v23.4s, v23.4s, v0.4s\n"    \
+  "fmin v23.4s, v23.4s, v1.4s\n"
+#define EDGEFIT_NEON_CLAMP_ROWS_4_7 \
+  "fmax v24.4s, v24.4s, v0.4s\n"    \
+  "fmin v24.4s, v24.4s, v1.4s\n"    \
+  "fmax v25.4s, v25.4s, v0.4s\n"    \
+  "fmin v25.4s, v25.4s, v1.4s\n"    \
+  "fmax v26.4s, v26.4s, v0.4s\n"    \
+  "fmin v26.4s, v26.4s, v1.4s\n"    \
+  "fmax v27.4s, v27.4s, v0.4s\n"    \
+  "fmin v27.4s, v27.4s, v1.4s\n"    \
+  "fmax v28.4s, v28.4s, v0.4s\n"    \
+  "fmin v28.4s, v28.4s, v1.4s\n"    \
+  "fmax v29.4s, v29.4s, v0.4s\n"    \
+  "fmin v29.4s, v29.4s, v1.4s\n"    \
+  "fmax v30.4s, v30.4s, v0.4s\n"    \
+  "fmin v30.4s, v30.4s, v1.4s\n"    \
+  "fmax v31.4s, v31.4s, v0.4s\n"    \
+  "fmin v31.4s, v31.4s, v1.4s\n"
+// Clamp, then store the 8 rows of C.
+#define EDGEFIT_NEON_STORE_8X8                            \
+  EDGEFIT_NEON_CLAMP_ROWS_0_3 EDGEFIT_NEON_CLAMP_ROWS_4_7 \
+      "12:\n"                                             \
+      "mov %[t], %[c]\n"                                  \
+      "st1 {v16.4s, v17.4s}, [%[t]], %[ldc]\n"            \
+      "st1 {v18.4s, v19.4s}, [%[t]], %[ldc]\n"            \
+      "st1 {v20.4s, v21.4s}, [%[t]], %[ldc]\n"            \
+      "st1 {v22.4s, v23.4s}, [%[t]], %[ldc]\n"            \
+      "st1 {v24.4s, v25.4s}, [%[t]], %[ldc]\n"            \
+      "st1 {v26.4s, v27.4s}, [%[t]], %[ldc]\n"            \
+      "st1 {v28.4s, v29.4s}, [%[t]], %[ldc]\n"            \
+      "st1 {v30.4s, v31.4s}, [%[t]], %[ldc]\n"
 
 // One full 8x8 tile: C (rows ldc floats apart) = clamp(init + sum over k of w[k][0..8) (rows) x
 // b[k][0..8) (columns)); init = bias[r] per row, or C itself when bias is null (a later K block).
@@ -218,73 +224,52 @@ __attribute__((always_inline)) inline void tile_8x8_asm(size_t k, const float* b
   "fmla v21.4s, v6.4s, v5.s[1]\n"  \
   "fmla v22.4s, v6.4s, v5.s[2]\n"  \
   "fmla v23.4s, v6.4s, v5.s[3]\n"
-#define EDGEFIT_NEON_TILE_8X4                                \
-  "cbz %[bias], 10f\n"                                       \
-  "ldp q0, q1, [%[bias]]\n"                                  \
-  "dup v16.4s, v0.s[0]\n"                                    \
-  "dup v17.4s, v0.s[1]\n"                                    \
-  "dup v18.4s, v0.s[2]\n"                                    \
-  "dup v19.4s, v0.s[3]\n"                                    \
-  "dup v20.4s, v1.s[0]\n"                                    \
-  "dup v21.4s, v1.s[1]\n"                                    \
-  "dup v22.4s, v1.s[2]\n"                                    \
-  "dup v23.4s, v1.s[3]\n"                                    \
-  "b 11f\n"                                                  \
-  "10:\n"                                                    \
-  "mov %[t], %[c]\n"                                         \
-  "ld1 {v16.4s}, [%[t]], %[ldc]\n"                           \
-  "ld1 {v17.4s}, [%[t]], %[ldc]\n"                           \
-  "ld1 {v18.4s}, [%[t]], %[ldc]\n"                           \
-  "ld1 {v19.4s}, [%[t]], %[ldc]\n"                           \
-  "ld1 {v20.4s}, [%[t]], %[ldc]\n"                           \
-  "ld1 {v21.4s}, [%[t]], %[ldc]\n"                           \
-  "ld1 {v22.4s}, [%[t]], %[ldc]\n"                           \
-  "ld1 {v23.4s}, [%[t]], %[ldc]\n"                           \
-  "11:\n"                                                    \
-  "cbz %[pairs], 2f\n"                                       \
-  "1:\n"                                                     \
-  "ldp q0, q1, [%[w]], #32\n"                                \
-  "ldr q2, [%[b]]\n"                                         \
-  "add %[b], %[b], %[ldb]\n"                                 \
-  "ldp q4, q5, [%[w]], #32\n"                                \
-  "ldr q6, [%[b]]\n"                                         \
-  "add %[b], %[b], %[ldb]\n" EDGEFIT_NEON_FMLA_8X4_V012      \
-  "subs %[pairs], %[pairs], #1\n" EDGEFIT_NEON_FMLA_8X4_V456 \
-  "b.ne 1b\n"                                                \
-  "2:\n"                                                     \
-  "tbz %[k], #0, 3f\n"                                       \
-  "ldp q0, q1, [%[w]]\n"                                     \
-  "ldr q2, [%[b]]\n" EDGEFIT_NEON_FMLA_8X4_V012              \
-  "3:\n"                                                     \
-  "cbz %[mm], 12f\n"                                         \
-  "ldp s0, s1, [%[mm]]\n"                                    \
-  "dup v0.4s, v0.s[0]\n"                                     \
-  "dup v1.4s, v1.s[0]\n"                                     \
-  "fmax v16.4s, v16.4s, v0.4s\n"                             \
-  "fmin v16.4s, v16.4s, v1.4s\n"                             \
-  "fmax v17.4s, v17.4s, v0.4s\n"                             \
-  "fmin v17.4s, v17.4s, v1.4s\n"                             \
-  "fmax v18.4s, v18.4s, v0.4s\n"                             \
-  "fmin v18.4s, v18.4s, v1.4s\n"                             \
-  "fmax v19.4s, v19.4s, v0.4s\n"                             \
-  "fmin v19.4s, v19.4s, v1.4s\n"                             \
-  "fmax v20.4s, v20.4s, v0.4s\n"                             \
-  "fmin v20.4s, v20.4s, v1.4s\n"                             \
-  "fmax v21.4s, v21.4s, v0.4s\n"                             \
-  "fmin v21.4s, v21.4s, v1.4s\n"                             \
-  "fmax v22.4s, v22.4s, v0.4s\n"                             \
-  "fmin v22.4s, v22.4s, v1.4s\n"                             \
-  "fmax v23.4s, v23.4s, v0.4s\n"                             \
-  "fmin v23.4s, v23.4s, v1.4s\n"                             \
-  "12:\n"                                                    \
-  "mov %[t], %[c]\n"                                         \
-  "st1 {v16.4s}, [%[t]], %[ldc]\n"                           \
-  "st1 {v17.4s}, [%[t]], %[ldc]\n"                           \
-  "st1 {v18.4s}, [%[t]], %[ldc]\n"                           \
-  "st1 {v19.4s}, [%[t]], %[ldc]\n"                           \
-  "st1 {v20.4s}, [%[t]], %[ldc]\n"                           \
-  "st1 {v21.4s}, [%[t]], %[ldc]\n"                           \
-  "st1 {v22.4s}, [%[t]], %[ldc]\n"                           \
+#define EDGEFIT_NEON_TILE_8X4                                                      \
+  "cbz %[bias], 10f\n"                                                             \
+  "ldp q0, q1, [%[bias]]\n"                                                        \
+  "dup v16.4s, v0.s[0]\n"                                                          \
+  "dup v17.4s, v0.s[1]\n"                                                          \
+  "dup v18.4s, v0.s[2]\n"                                                          \
+  "dup v19.4s, v0.s[3]\n"                                                          \
+  "dup v20.4s, v1.s[0]\n"                                                          \
+  "dup v21.4s, v1.s[1]\n"                                                          \
+  "dup v22.4s, v1.s[2]\n"                                                          \
+  "dup v23.4s, v1.s[3]\n"                                                          \
+  "b 11f\n"                                                                        \
+  "10:\n"                                                                          \
+  "mov %[t], %[c]\n"                                                               \
+  "ld1 {v16.4s}, [%[t]], %[ldc]\n"                                                 \
+  "ld1 {v17.4s}, [%[t]], %[ldc]\n"                                                 \
+  "ld1 {v18.4s}, [%[t]], %[ldc]\n"                                                 \
+  "ld1 {v19.4s}, [%[t]], %[ldc]\n"                                                 \
+  "ld1 {v20.4s}, [%[t]], %[ldc]\n"                                                 \
+  "ld1 {v21.4s}, [%[t]], %[ldc]\n"                                                 \
+  "ld1 {v22.4s}, [%[t]], %[ldc]\n"                                                 \
+  "ld1 {v23.4s}, [%[t]], %[ldc]\n"                                                 \
+  "11:\n"                                                                          \
+  "cbz %[pairs], 2f\n"                                                             \
+  "1:\n"                                                                           \
+  "ldp q0, q1, [%[w]], #32\n"                                                      \
+  "ldr q2, [%[b]]\n"                                                               \
+  "add %[b], %[b], %[ldb]\n"                                                       \
+  "ldp q4, q5, [%[w]], #32\n"                                                      \
+  "ldr q6, [%[b]]\n"                                                               \
+  "add %[b], %[b], %[ldb]\n" EDGEFIT_NEON_FMLA_8X4_V012                            \
+  "subs %[pairs], %[pairs], #1\n" EDGEFIT_NEON_FMLA_8X4_V456                       \
+  "b.ne 1b\n"                                                                      \
+  "2:\n"                                                                           \
+  "tbz %[k], #0, 3f\n"                                                             \
+  "ldp q0, q1, [%[w]]\n"                                                           \
+  "ldr q2, [%[b]]\n" EDGEFIT_NEON_FMLA_8X4_V012 "3:\n" EDGEFIT_NEON_CLAMP_ROWS_0_3 \
+  "12:\n"                                                                          \
+  "mov %[t], %[c]\n"                                                               \
+  "st1 {v16.4s}, [%[t]], %[ldc]\n"                                                 \
+  "st1 {v17.4s}, [%[t]], %[ldc]\n"                                                 \
+  "st1 {v18.4s}, [%[t]], %[ldc]\n"                                                 \
+  "st1 {v19.4s}, [%[t]], %[ldc]\n"                                                 \
+  "st1 {v20.4s}, [%[t]], %[ldc]\n"                                                 \
+  "st1 {v21.4s}, [%[t]], %[ldc]\n"                                                 \
+  "st1 {v22.4s}, [%[t]], %[ldc]\n"                                                 \
   "st1 {v23.4s}, [%[t]], %[ldc]\n"
 
 // One 8-row x 4-column tile, otherwise as tile_8x8_asm (B rows hold at least 4 readable floats).
@@ -304,6 +289,8 @@ __attribute__((always_inline)) inline void tile_8x4_asm(size_t k, const float* b
 #undef EDGEFIT_NEON_FMLA_8X4_V012
 #undef EDGEFIT_NEON_FMLA_8X4_V456
 #undef EDGEFIT_NEON_TILE_8X4
+#undef EDGEFIT_NEON_CLAMP_ROWS_0_3
+#undef EDGEFIT_NEON_CLAMP_ROWS_4_7
 
 // A packed strip's last 1..4 columns (nr of them) in an 8x4 tile: through an [8][4] buffer when
 // nr < 4, so C is never read or written past column nr.
