@@ -93,13 +93,31 @@ void dwconv(size_t ho, size_t wo, const float* xpad, size_t stride, const float*
   }
 }
 
-// R output rows x 4 pixels at output column ox from padded rows in[0 .. (R-1)*S + K). Each loaded
-// input vector feeds every output row whose window covers it. A lone row (5x5, or a channel's
-// last rows) splits its FMA chain over even and odd kernel rows. The loops are unrolled whole
-// (GCC left 4 rows' 9-row loop rolled, weights reloaded from the stack).
-template <size_t K, size_t S, size_t R>
+// The K input vectors (taps kx = 0 .. K-1) of 4 output pixels from ox, one zero-padded ring row.
+template <size_t K, size_t S>
+inline void padded_taps(const float* row, size_t ox, float32x4_t* v) {
+  row += ox * S;
+  if constexpr (S == 1) {
+#pragma GCC unroll 16
+    for (size_t kx = 0; kx < K; ++kx) v[kx] = vld1q_f32(row + kx);
+  } else {
+#pragma GCC unroll 16
+    for (size_t kx = 0; kx < K; kx += 2) {
+      const float32x4x2_t d = vld2q_f32(row + kx);
+      v[kx] = d.val[0];
+      if (kx + 1 < K) v[kx + 1] = d.val[1];
+    }
+  }
+}
+
+// R output rows x 4 pixels at output column ox from input rows in[0 .. (R-1)*S + K), whose taps
+// taps(in[i], ox, v) loads. Each loaded input vector feeds every output row whose window covers
+// it. A lone row (5x5, or a channel's last row) splits its FMA chain over even and odd kernel
+// rows. The loops are unrolled whole (GCC left 4 rows' 9-row loop rolled, weights reloaded from
+// the stack).
+template <size_t K, size_t S, size_t R, class Taps>
 inline void window4(const float* const* in, size_t ox, const float32x4_t* wv, float32x4_t vb,
-                    float32x4_t* out) {
+                    float32x4_t* out, Taps taps) {
   constexpr size_t A = R == 1 ? 2 : 1;
   float32x4_t acc[R][A];
 #pragma GCC unroll 16
@@ -109,19 +127,8 @@ inline void window4(const float* const* in, size_t ox, const float32x4_t* wv, fl
   }
 #pragma GCC unroll 16
   for (size_t i = 0; i < (R - 1) * S + K; ++i) {
-    const float* row = in[i] + ox * S;
     float32x4_t v[K];
-    if constexpr (S == 1) {
-#pragma GCC unroll 16
-      for (size_t kx = 0; kx < K; ++kx) v[kx] = vld1q_f32(row + kx);
-    } else {
-#pragma GCC unroll 16
-      for (size_t kx = 0; kx < K; kx += 2) {
-        const float32x4x2_t d = vld2q_f32(row + kx);
-        v[kx] = d.val[0];
-        if (kx + 1 < K) v[kx + 1] = d.val[1];
-      }
-    }
+    taps(in[i], ox, v);
 #pragma GCC unroll 16
     for (size_t r = 0; r < R; ++r) {
       if (i < r * S || i - r * S >= K) continue;
@@ -174,26 +181,12 @@ inline void taps3(const float* row, size_t ox, float32x4_t* v) {
   }
 }
 
-// R output rows x 4 pixels at ox from input rows in[0 .. (R-1)*S + 3), each loaded row feeding
-// every output row whose window covers it; clamped and stored to yr[r] + ox.
+// R output rows x 4 pixels at ox of the in-place 3x3, clamped and stored to yr[r] + ox.
 template <size_t S, size_t R, Edge E>
 inline void dw3x3_vector(const float* const* in, size_t ox, const float32x4_t* wv, float32x4_t vb,
                          float32x4_t vmin, float32x4_t vmax, float* const* yr) {
   float32x4_t acc[R];
-#pragma GCC unroll 16
-  for (size_t r = 0; r < R; ++r) acc[r] = vb;
-#pragma GCC unroll 16
-  for (size_t i = 0; i < (R - 1) * S + 3; ++i) {
-    float32x4_t v[3];
-    taps3<S, E>(in[i], ox, v);
-#pragma GCC unroll 16
-    for (size_t r = 0; r < R; ++r) {
-      if (i < r * S || i - r * S >= 3) continue;
-      const size_t ky = i - r * S;
-#pragma GCC unroll 3
-      for (size_t kx = 0; kx < 3; ++kx) acc[r] = vfmaq_f32(acc[r], v[kx], wv[ky * 3 + kx]);
-    }
-  }
+  window4<3, S, R>(in, ox, wv, vb, acc, taps3<S, E>);
 #pragma GCC unroll 16
   for (size_t r = 0; r < R; ++r) vst1q_f32(yr[r] + ox, vminq_f32(vmaxq_f32(acc[r], vmin), vmax));
 }
@@ -255,14 +248,14 @@ void dwconv_chw(size_t h, size_t w, const float* x, size_t pad_top, size_t pad_l
       // Full vectors, then one ending at the last pixel (it recomputes a few).
       for (size_t ox = 0;; ox += 4) {
         if (ox + 4 > wo) ox = wo - 4;
-        window4<K, S, R>(rin, ox, wv, vb, acc);
+        window4<K, S, R>(rin, ox, wv, vb, acc, padded_taps<K, S>);
         for (size_t r = 0; r < R; ++r) vst1q_f32(yr + r * wo + ox, clamp(acc[r]));
         if (ox + 4 == wo) break;
       }
     } else {
       // Narrow rows: the extra lanes land in the next rows, written after this one; a store
       // that would pass the channel's end writes only the row's pixels.
-      window4<K, S, R>(rin, 0, wv, vb, acc);
+      window4<K, S, R>(rin, 0, wv, vb, acc, padded_taps<K, S>);
       for (size_t r = 0; r < R; ++r) {
         float* o = yr + r * wo;
         if (o + 4 <= yend) {
