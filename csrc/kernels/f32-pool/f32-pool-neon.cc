@@ -7,10 +7,6 @@
 
 namespace edgefit {
 
-// Not yet declared in f32-pool.h (see csrc/NEON_INTEGRATION.md): declared here so the definition
-// is checked against the signature the dispatch table expects.
-void f32_global_avgpool__neon(size_t channels, size_t pixels, const float* x, float* y);
-
 void f32_global_avgpool__neon(size_t channels, size_t pixels, const float* x, float* y) {
   for (size_t c = 0; c < channels; ++c) {
     const float* xc = x + c * pixels;

@@ -22,11 +22,6 @@
 #include "kernels/f32-pool/f32-pool.h"
 #include "kernels/f32-spmm/f32-spmm.h"
 
-namespace edgefit {
-// Defined in f32-pool-neon.cc; moves to f32-pool.h with csrc/NEON_INTEGRATION.md.
-void f32_global_avgpool__neon(size_t channels, size_t pixels, const float* x, float* y);
-}  // namespace edgefit
-
 using namespace edgefit;
 
 namespace {
