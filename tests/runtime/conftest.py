@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
@@ -99,6 +101,18 @@ def rel_err(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.abs(np.asarray(got, dtype=np.float64) - want).max()) / scale
 
 
+def load_script(relpath: str) -> ModuleType:
+    """A script of the repository (tools/, scripts/: not packages) loaded by path, so its tests use
+    the one definition the command line runs."""
+    path = Path(__file__).resolve().parents[2] / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def h() -> SimpleNamespace:
     """The helpers above, for test modules (conftest is not importable under importlib mode)."""
@@ -109,4 +123,5 @@ def h() -> SimpleNamespace:
         rel_err=rel_err,
         isas=ISAS,
         native=native,
+        load_script=load_script,
     )

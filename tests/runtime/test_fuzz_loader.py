@@ -3,12 +3,10 @@ the libFuzzer target (clang, ASan + UBSan) builds and survives a fixed number of
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -18,16 +16,8 @@ from edgefit.runtime import Session
 FUZZ_RUNS = 4000
 
 
-def _seeds_module(repo: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_seeds", repo / "scripts" / "fuzz_seeds.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_seeds_load_and_reach_every_kernel_family(repo_root, tmp_path):
-    paths = _seeds_module(repo_root).write_seeds(tmp_path)
+def test_seeds_load_and_reach_every_kernel_family(h, tmp_path):
+    paths = h.load_script("scripts/fuzz_seeds.py").write_seeds(tmp_path)
     kernels: set[str] = set()
     for path in paths:
         assert path.stat().st_size < 16 * 1024, f"{path.name}: seeds should stay small"

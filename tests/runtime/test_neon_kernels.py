@@ -3,13 +3,11 @@ inner loop's register allocation and llvm-mca cost, and exact guest instruction 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -40,19 +38,9 @@ NEON_KERNELS = (
 )
 
 
-def _load_measure() -> ModuleType:
-    # tools/ is not a package: load the measurement script by path (one definition of the build).
-    spec = importlib.util.spec_from_file_location("measure_neon", REPO / "tools" / "arm" / "measure_neon.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
-def measure() -> ModuleType:
-    return _load_measure()
+def measure(h: SimpleNamespace) -> ModuleType:
+    return h.load_script("tools/arm/measure_neon.py")
 
 
 @pytest.fixture(scope="module")

@@ -254,14 +254,7 @@ def test_insn_profile_attributes_a_depthwise_layer_to_its_kernel(
 ) -> None:
     """tools/arm/insn_profile.py (per-function guest instructions under qemu) on a one-layer
     bundle: the 3x3 depthwise kernel is where the instructions and all the fmla go."""
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location("insn_profile", REPO / "tools" / "arm" / "insn_profile.py")
-    assert spec is not None and spec.loader is not None
-    prof = importlib.util.module_from_spec(spec)
-    sys.modules["insn_profile"] = prof
-    spec.loader.exec_module(prof)
+    prof = h.load_script("tools/arm/insn_profile.py")
     if shutil.which("gcc") is None or shutil.which("aarch64-linux-gnu-nm") is None:
         pytest.skip("gcc or aarch64-linux-gnu-nm (binutils-aarch64-linux-gnu) not on PATH")
     (graph, feeds) = next(c for name, _, c in _cases(h) if name == "dw3x3s1")
