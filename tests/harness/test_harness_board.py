@@ -4,9 +4,6 @@ its accuracy on the board and times it there, with the energy labelled estimated
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,33 +15,17 @@ pytestmark = [pytest.mark.board, pytest.mark.qemu, pytest.mark.slow]
 CACHE = cache_dir()
 
 
-@pytest.fixture(scope="module")
-def emulated_rpi4() -> Iterator[object]:
-    missing = [t for t in ("qemu-aarch64", "ssh", "ssh-keygen") if not shutil.which(t)]
-    if missing or not os.access("/usr/sbin/sshd", os.X_OK):
-        pytest.skip(f"emulated boards need {', '.join(missing) or 'sshd'} (scripts/setup.sh installs them)")
-    from edgefit.runtime.board import lifecycle
-
-    name = f"pytest-harness-{os.getpid()}"
-    info = lifecycle.up("rpi4", name=name, log=False)
-    try:
-        yield info
-    finally:
-        lifecycle.down(name)
-        shutil.rmtree(lifecycle.state_dir(name), ignore_errors=True)
-
-
 def test_digits_on_the_board(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, emulated_rpi4, tmp_path
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, board, tmp_path
 ) -> None:
     monkeypatch.setenv("EDGEFIT_CACHE", str(CACHE))
     # The emulated board's host key is in its own known_hosts (pytester moves HOME, hence the config dir).
-    monkeypatch.setenv("EDGEFIT_KNOWN_HOSTS", emulated_rpi4.known_hosts)  # type: ignore[attr-defined]
+    monkeypatch.setenv("EDGEFIT_KNOWN_HOSTS", board.known_hosts)  # type: ignore[attr-defined]
     pytester.makepyfile(test_edgefit_bench=SOURCE)
     report = tmp_path / "report"
     result = pytester.runpytest_subprocess(
         *plugin_args(), "-p", "no:cacheprovider", "--edgefit-target", "rpi4",
-        "--edgefit-backends", "board", "--edgefit-board", emulated_rpi4.address,  # type: ignore[attr-defined]
+        "--edgefit-backends", "board", "--edgefit-board", board.address,  # type: ignore[attr-defined]
         "--edgefit-compressions", "dense", "--edgefit-rounds", "10", "--edgefit-report", str(report),
         timeout=1500,
     )  # fmt: skip
