@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import collections
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -128,7 +129,17 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    costs = profile(args.bundle, args.build.resolve())
+    missing = [t for t in ("cmake", "ninja", "gcc", "qemu-aarch64", "aarch64-linux-gnu-g++", "aarch64-linux-gnu-nm")
+               if shutil.which(t) is None]  # fmt: skip
+    if missing:
+        print(f"error: {', '.join(missing)} not on PATH (scripts/setup.sh installs them)", file=sys.stderr)
+        return 2
+    try:
+        costs = profile(args.bundle, args.build.resolve())
+    except subprocess.CalledProcessError as e:
+        last = (e.stderr or "").strip().splitlines()[-1:] or [f"exit status {e.returncode}"]
+        print(f"error: {Path(e.cmd[0]).name} failed: {last[0]}", file=sys.stderr)
+        return 1
     total, total_fmla = sum(c.insns for c in costs), sum(c.fmla for c in costs)
     print(f"per inference: {total / 1e6:.2f} M instructions, {total_fmla / 1e6:.2f} M fmla")
     print(f"{'M insns':>9} {'share':>6} {'M fmla':>8}  function")
