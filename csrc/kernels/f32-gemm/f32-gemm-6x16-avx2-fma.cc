@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstdint>
 
 #include "kernels/f32-gemm/f32-gemm.h"
 
@@ -242,8 +243,24 @@ void f32_gemv_ukernel_4x8__avx2_fma(size_t m, size_t k, const float* w, const fl
     const float* r2 = r1 + k;
     const float* r3 = r2 + k;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    // The next four rows' line at the same column is asked for (into L2, prefetcht2) while these
+    // are summed: the weights are read once (a classifier's 5-8 MB from DRAM) as four interleaved
+    // streams the hardware prefetcher follows poorly. Zen 4, weights cycled past L3, best of 40,
+    // binaries alternating: 1000x1280 1.5-2.5x faster (343-354 -> 231-242 us on a busy machine,
+    // 271-314 -> 113-144 on a quiet one), 1000x2048 1.3x; prefetchnta / t0 were slower than none.
+    // Addresses as integers: no pointer is formed past the matrix.
+    const uintptr_t row_bytes = k * sizeof(float);
+    const uintptr_t next = reinterpret_cast<uintptr_t>(r0) + 4 * row_bytes;
+    const bool more = i + 8 <= m;
     size_t kk = 0;
     for (; kk + 8 <= k; kk += 8) {
+      if (more && kk % 16 == 0) {
+        const uintptr_t at = next + kk * sizeof(float);
+        __builtin_prefetch(reinterpret_cast<const void*>(at), 0, 1);
+        __builtin_prefetch(reinterpret_cast<const void*>(at + row_bytes), 0, 1);
+        __builtin_prefetch(reinterpret_cast<const void*>(at + 2 * row_bytes), 0, 1);
+        __builtin_prefetch(reinterpret_cast<const void*>(at + 3 * row_bytes), 0, 1);
+      }
       const __m256 xv = _mm256_loadu_ps(x + kk);
       a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r0 + kk), xv, a0);
       a1 = _mm256_fmadd_ps(_mm256_loadu_ps(r1 + kk), xv, a1);
