@@ -490,6 +490,39 @@ void Runtime::prepare_node(size_t index) {
           steps_.push_back(std::move(step));
           return;
         }
+#if defined(__x86_64__) || defined(_M_X64)
+        if (f32_gemm_t_preferred(ks.gemm.t, Cog, P) && ks.gemm.t.nr == 16) {
+          // Small images (7x7): the dense path's transposed tiles, each 16-row weight strip
+          // decoded once per call into a per-thread buffer, B read in place (1x1) or from the
+          // whole [K, P] im2col. Decoded 6-row panels under column tiles cost 1.3-1.4x the dense
+          // layer here (a 49-pixel image is 3 tiles of 16 and a 1-pixel tail).
+          const f32_gemm_t_config tc = ks.gemm.t;
+          const size_t strips = ceil_div(Cog, tc.nr);
+          if (!direct) scratch_bytes_ = std::max(scratch_bytes_, im2col_bytes);
+          const size_t tfloats = f32_gemm_t_scratch(tc, P);
+          thread_bytes_ = std::max(thread_bytes_, (tfloats + 16) * sizeof(float));
+          const size_t per = ceil_div(strips, std::min(strips, pool->threads()));
+          step.stats.kernel = via + "cb_gemm_decode_strip_16__avx2 + " + ks.gemm.t_name;
+          step.fn = [=, this]() {
+            each_group(f32(xi), f32(yi), [&](const float* B, float* C, size_t g) {
+              pool->parallel_for(ceil_div(strips, per), [&](size_t t) {
+                thread_local std::vector<float> strip;
+                strip.resize(K * tc.nr);
+                for (size_t s = t * per; s < std::min(strips, (t + 1) * per); ++s) {
+                  const size_t row0 = s * tc.nr, rows = std::min(tc.nr, Cog - row0);
+                  cb_gemm_decode_strip_16__avx2(g * Cog + row0, rows, &cw, strip.data());
+                  f32_gemm_t_strips(tc, rows, K, strip.data(), 0, 1, B, P, P,
+                                    bias ? bias + g * Cog + row0 : nullptr, C + row0 * P, P,
+                                    gemm_scratch(tfloats), &mm);
+                }
+              });
+            });
+            if (hswish) hswish_pass(N * Co * P);
+          };
+          steps_.push_back(std::move(step));
+          return;
+        }
+#endif
         // Each panel of MR rows is decoded once per call into a per-thread buffer of at most
         // kBlockBytes (never the whole dense matrix) and multiplied by the blocked dense GEMM of
         // this ISA (f32_gemm_blocked, the dense path's driver): decoding per pixel chunk cost as

@@ -1,6 +1,7 @@
 // C++ tests of the core (runs under ctest, and under ASan/UBSan with -DEDGEFIT_SANITIZE=ON):
 // CRC-32, the loader on hostile bytes, the arena planner, and every fast kernel this CPU can run
 // against its scalar reference over edge shapes.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -226,6 +227,12 @@ static void test_kernels(Isa isa) {
           pa.resize(6 * (k + 1) + 8);
           pb.resize(6 * (k + 1) + 8);
         }
+        // The 16-row strip decode (small images' transposed tiles) is the generic 16-row
+        // panel without its biases, bit for bit, zero past the last row.
+        std::vector<float> p16(16 * (k + 1)), strip(16 * k, 7.0f);
+        cb_gemm_decode_panel(0, m, 16, &w, nullptr, p16.data());
+        cb_gemm_decode_strip_16__avx2(0, m, &w, strip.data());
+        CHECK(std::equal(strip.begin(), strip.end(), p16.begin() + 16));
       }
 #endif
       std::vector<float> dense(m * k);

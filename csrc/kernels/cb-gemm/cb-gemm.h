@@ -50,6 +50,10 @@ void cb_gemm_ukernel_4x8__scalar(size_t m0, size_t mr, size_t n, const cb_weight
 // one). Needs AVX2 and 2 floats of writable slack after the panel.
 void cb_gemm_decode_panel_6__avx2(size_t m0, size_t mr, const cb_weights* w, const float* bias,
                                   float* panel);
+// Rows [m0, m0 + rows) (rows <= 16) decoded into one f32-gemm transposed-tile weight strip:
+// [K][16] floats, row i of the strip in column i, row_scale folded in, zero past rows (the layout
+// f32_gemm_t_pack writes). Needs AVX2.
+void cb_gemm_decode_strip_16__avx2(size_t m0, size_t rows, const cb_weights* w, float* strip);
 void cb_gemm_ukernel_6x16__avx2_fma(size_t m0, size_t mr, size_t n, const cb_weights* w,
                                     const float* bias, const float* x, size_t ldx, float* y,
                                     size_t ldy, const f32_minmax* params);
