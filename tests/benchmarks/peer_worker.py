@@ -1,12 +1,18 @@
-"""Times one runtime on one bundle in a process of its own (DESIGN.md: runtimes sharing a process slow
-each other) and prints one JSON line: median / min ms, the engine, resident bytes the model added."""
+"""Serves one runtime on one bundle from a process of its own (DESIGN.md: runtimes sharing a process
+slow each other), so that the benchmark can interleave every runtime in the same time windows.
+
+Protocol (one line each way): on start it loads the model, runs it once and prints a JSON line
+(engine, resident bytes the model added, model file bytes, max error vs the bundle's reference);
+then each `block N` line on stdin runs one untimed warm-up (the previous runtime's threads may still
+be spinning, caches hold its data) and N timed runs, and prints their times in ms as a JSON list.
+End of input ends the process."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import statistics
+import sys
 import time
 
 
@@ -21,7 +27,6 @@ def main() -> None:
     ap.add_argument("--bundle", required=True)
     ap.add_argument("--model", required=True, help="zoo name of the PyTorch reference (torch, onnxruntime)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=30)
     args = ap.parse_args()
 
     import numpy as np
@@ -34,28 +39,29 @@ def main() -> None:
     feeds = bundle.reference_inputs()
     before = _rss_bytes()
     runner = make_host_runner(args.backend, bundle, module, args.threads)
-    out = runner.run(feeds)  # warm-up; also allocates the activations
+    out = runner.run(feeds)  # also allocates the activations
     loaded = _rss_bytes() - before
-    times = []
-    for _ in range(args.rounds):
-        t0 = time.perf_counter()
-        runner.run(feeds)
-        times.append(time.perf_counter() - t0)
     ref = bundle.reference_outputs()
     err = max(float(np.max(np.abs(out[k] - ref[k])) / max(float(np.max(np.abs(ref[k]))), 1e-12)) for k in ref)
-    print(
-        json.dumps(
-            {
-                "backend": args.backend,
-                "engine": runner.engine,
-                "median_ms": statistics.median(times) * 1e3,
-                "min_ms": min(times) * 1e3,
-                "rss_added_bytes": loaded,
-                "model_file_bytes": runner.size_bytes,
-                "rel_err": err,
-            }
-        )
-    )
+    info = {
+        "backend": args.backend,
+        "engine": runner.engine,
+        "rss_added_bytes": loaded,
+        "model_file_bytes": runner.size_bytes,
+        "rel_err": err,
+    }
+    print(json.dumps(info), flush=True)
+    for line in sys.stdin:
+        command, _, count = line.partition(" ")
+        if command != "block":
+            raise SystemExit(f"peer_worker: unknown command {line.strip()!r}")
+        runner.run(feeds)
+        times = []
+        for _ in range(int(count)):
+            t0 = time.perf_counter()
+            runner.run(feeds)
+            times.append((time.perf_counter() - t0) * 1e3)
+        print(json.dumps(times), flush=True)
     runner.close()
 
 
