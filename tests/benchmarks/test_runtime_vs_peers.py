@@ -25,9 +25,10 @@ import pytest
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
 
-ROUNDS = int(os.environ.get("EDGEFIT_BENCH_ROUNDS", "60"))
 #: Timed runs per runtime before the next runtime takes over.
 BLOCK = 5
+#: Native rounds per test: whole cycles of BLOCK (a paired ratio needs at least one).
+ROUNDS = max(1, int(os.environ.get("EDGEFIT_BENCH_ROUNDS", "60")) // BLOCK) * BLOCK
 #: Pause between blocks: the previous runtime's idle threads stop spinning before the next one runs.
 PAUSE_S = 0.05
 WORKER = Path(__file__).with_name("peer_worker.py")
