@@ -9,13 +9,17 @@ GemmConfig select_gemm(Isa isa) {
   GemmConfig c;
   c.im2col = K(f32_im2col__scalar);
   c.im2col_packed = K(f32_im2col_packed__scalar);
-  c.t = {f32_gemm_t_ukernel_4x8__scalar, f32_gemm_t_store__scalar, 4, 8};
+  c.t = {f32_gemm_t_ukernel_4x8__scalar, f32_gemm_t_store__scalar, 4, 8,
+         f32_gemm_t_ix_ukernel_4x8__scalar};
   c.t_name = "f32_gemm_t_ukernel_4x8__scalar";
+  c.t_ix_name = "f32_gemm_t_ix_ukernel_4x8__scalar";
 #if defined(__x86_64__)
   if (isa == Isa::kAvx2 || isa == Isa::kAvx512) {
     c.im2col_packed = K(f32_im2col_packed__avx2);
-    c.t = {f32_gemm_t_ukernel_6x16__avx2_fma, f32_gemm_t_store__avx2, 6, 16};
+    c.t = {f32_gemm_t_ukernel_6x16__avx2_fma, f32_gemm_t_store__avx2, 6, 16,
+           f32_gemm_t_ix_ukernel_6x16__avx2_fma};
     c.t_name = "f32_gemm_t_ukernel_6x16__avx2_fma";
+    c.t_ix_name = "f32_gemm_t_ix_ukernel_6x16__avx2_fma";
   }
   if (isa == Isa::kAvx512) {
     c.gemm = K(f32_gemm_ukernel_6x32__avx512f);
@@ -43,6 +47,7 @@ GemmConfig select_gemm(Isa isa) {
     c.gemv = K(f32_gemv_ukernel_4x4__neonfma);
     c.t = {};  // no NEON transposed tile yet: small images stay on the column tiles
     c.t_name = nullptr;
+    c.t_ix_name = nullptr;
     return c;
   }
 #endif
@@ -233,6 +238,7 @@ std::vector<KernelInfo> kernel_registry(const CpuInfo& cpu) {
     add(g.packed.name, "f32-gemm");
     add(g.gemv.name, "f32-gemm");
     add(g.t_name, "f32-gemm");
+    add(g.t_ix_name, "f32-gemm");
     add(g.im2col.name, "f32-conv");
     add(g.im2col_packed.name, "f32-conv");
     const DwconvConfig d = select_dwconv(isa);

@@ -34,6 +34,7 @@ struct GemmConfig {
   // Transposed-output tiles for small images (f32_gemm_t_*); t.fn null where the ISA has none.
   f32_gemm_t_config t;
   const char* t_name = nullptr;
+  const char* t_ix_name = nullptr;  // t.ix: direct k x k convolutions (f32_conv_t_*)
 };
 
 struct DwconvConfig {

@@ -362,17 +362,27 @@ void Runtime::prepare_node(size_t index) {
       };
       const std::string via = direct ? "" : std::string(ks.gemm.im2col.name) + " + ";
       const bool dense = w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8;
-      if (dense && f32_gemm_t_preferred(ks.gemm.t, Cog, P)) {
-        // Small images: transposed tiles (pixels broadcast, output channels in vectors), B read
-        // in place (1x1) or from the whole [K, P] im2col (k x k; 49 x 4608 floats for ResNet-50).
+      const f32_gemm_t_config tc = ks.gemm.t;
+      const size_t strips = ceil_div(Cog, std::max<size_t>(tc.nr, 1)),
+                   strip_floats = tc.nr ? f32_gemm_t_packed_size(Cog, K, tc.nr) : 0;
+      // The dense weights of every group as transposed-tile strips, K ordered like the weight
+      // ([c][ky][kx]) or, for the direct convolution, tap by tap ([ky][kx][c]).
+      auto transposed_strips = [&](bool by_tap) -> float* {
         const float* wd = dense_weights(c, w, owned_);
-        const f32_gemm_t_config tc = ks.gemm.t;
-        const size_t strips = ceil_div(Cog, tc.nr),
-                     strip_floats = f32_gemm_t_packed_size(Cog, K, tc.nr);
         owned_.emplace_back(G * strip_floats);
         float* packed = owned_.back().data();
-        for (size_t g = 0; g < G; ++g)
-          f32_gemm_t_pack(Cog, K, tc.nr, wd + g * Cog * K, packed + g * strip_floats);
+        for (size_t g = 0; g < G; ++g) {
+          if (by_tap)
+            f32_conv_t_pack(Cog, Cig, kh, kw, tc.nr, wd + g * Cog * K, packed + g * strip_floats);
+          else
+            f32_gemm_t_pack(Cog, K, tc.nr, wd + g * Cog * K, packed + g * strip_floats);
+        }
+        return packed;
+      };
+      if (dense && f32_gemm_t_preferred(tc, Cog, P)) {
+        // Small images: transposed tiles (pixels broadcast, output channels in vectors), B read
+        // in place (1x1) or from the whole [K, P] im2col (k x k; 49 x 4608 floats for ResNet-50).
+        const float* packed = transposed_strips(false);
         if (!direct) scratch_bytes_ = std::max(scratch_bytes_, im2col_bytes);
         const size_t tfloats = f32_gemm_t_scratch(tc, P);
         thread_bytes_ = std::max(thread_bytes_, (tfloats + 16) * sizeof(float));
@@ -388,6 +398,40 @@ void Runtime::prepare_node(size_t index) {
                                 gemm_scratch(tfloats), &mm);
             });
           });
+          if (hswish) hswish_pass(N * Co * P);
+        };
+      } else if (dense && !direct && f32_conv_t_preferred(tc, geo, Cig, Cog)) {
+        // k x k stride-1 convolutions of larger images: transposed tiles straight over a
+        // zero-padded copy of the input, no unfold (f32_conv_t_*, measured: csrc/README.md).
+        const float* packed = transposed_strips(true);
+        const f32_conv_t_shape ps = f32_conv_t_padded(geo);
+        scratch_bytes_ = std::max(scratch_bytes_, Cig * ps.plane * sizeof(float));
+        auto offs = std::make_shared<std::vector<size_t>>(P);
+        f32_conv_t_offsets(geo, offs->data());
+        const size_t tfloats = f32_conv_t_scratch(tc);
+        thread_bytes_ = std::max(thread_bytes_, (tfloats + 16) * sizeof(float));
+        const size_t bands = ceil_div(P, f32_conv_t_band_pixels(P));
+        step.stats.kernel = ks.gemm.t_ix_name;
+        step.fn = [=, this]() {
+          const float* xp = f32(xi);
+          float* yp = f32(yi);
+          float* xpad = scratch_;
+          const size_t pad_tasks = std::min(Cig, 4 * pool->threads());
+          const size_t pad_per = ceil_div(Cig, pad_tasks);
+          for (size_t b = 0; b < N; ++b)
+            for (size_t g = 0; g < G; ++g) {
+              const float* xg = xp + (b * Ci + g * Cig) * H * W;
+              pool->parallel_for(ceil_div(Cig, pad_per), [&](size_t t) {
+                f32_conv_t_pad(geo, t * pad_per, std::min(Cig, (t + 1) * pad_per), xg, xpad);
+              });
+              // One task per (strip, band), a strip's bands in a row (its weights stay hot).
+              pool->parallel_for(strips * bands, [&](size_t t) {
+                const size_t s = t / bands, band = t % bands;
+                f32_conv_t_run(tc, geo, Cig, Cog, packed + g * strip_floats, s, s + 1, band,
+                               band + 1, xpad, offs->data(), bias ? bias + g * Cog : nullptr,
+                               yp + (b * Co + g * Cog) * P, P, gemm_scratch(tfloats), &mm);
+              });
+            }
           if (hswish) hswish_pass(N * Co * P);
         };
       } else if (dense) {
@@ -491,13 +535,11 @@ void Runtime::prepare_node(size_t index) {
           return;
         }
 #if defined(__x86_64__) || defined(_M_X64)
-        if (f32_gemm_t_preferred(ks.gemm.t, Cog, P) && ks.gemm.t.nr == 16) {
+        if (f32_gemm_t_preferred(tc, Cog, P) && tc.nr == 16) {
           // Small images (7x7): the dense path's transposed tiles, each 16-row weight strip
           // decoded once per call into a per-thread buffer, B read in place (1x1) or from the
           // whole [K, P] im2col. Decoded 6-row panels under column tiles cost 1.3-1.4x the dense
           // layer here (a 49-pixel image is 3 tiles of 16 and a 1-pixel tail).
-          const f32_gemm_t_config tc = ks.gemm.t;
-          const size_t strips = ceil_div(Cog, tc.nr);
           if (!direct) scratch_bytes_ = std::max(scratch_bytes_, im2col_bytes);
           const size_t tfloats = f32_gemm_t_scratch(tc, P);
           thread_bytes_ = std::max(thread_bytes_, (tfloats + 16) * sizeof(float));

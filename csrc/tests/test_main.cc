@@ -450,6 +450,20 @@ static void test_gemm_t(Isa isa) {
             want[i * ldct + j] = a;
           }
         CHECK(max_err(ct, want) < 1e-5f);
+        if (tc.ix == nullptr) continue;
+        // The offsets tile: pixel i's column starts at offs[i] (any order, gaps, repeats).
+        const std::vector<size_t> offs = {7, 0, 3, 3, 11, 5};
+        const size_t ldb_ix = 12;
+        auto bx = randv(rng, k * ldb_ix);
+        std::vector<float> ctx = ct0, wantx = ct0;
+        tc.ix(mr, k, bx.data(), ldb_ix, offs.data(), w.data(), ctx.data(), ldct, acc);
+        for (size_t i = 0; i < mr; ++i)
+          for (size_t j = 0; j < tc.nr; ++j) {
+            float a = acc ? ct0[i * ldct + j] : 0.0f;
+            for (size_t kk = 0; kk < k; ++kk) a += bx[offs[i] + kk * ldb_ix] * w[kk * tc.nr + j];
+            wantx[i * ldct + j] = a;
+          }
+        CHECK(max_err(ctx, wantx) < 1e-5f);
       }
   const f32_minmax mm{-1.5f, 2.0f};
   for (size_t m : {size_t(1), tc.nr - 1, tc.nr, 3 * tc.nr + 5})
@@ -475,6 +489,71 @@ static void test_gemm_t(Isa isa) {
           CHECK(max_err(got, want) < 1e-4f);
         }
       }
+}
+
+// The direct convolution (pad + offsets tiles + store) against a plain loop over the definition,
+// for kernels, strides, dilation, uneven padding, channel / output tails and images of several
+// bands, split into tasks by strips and by bands as the executor does.
+static void test_conv_t(Isa isa) {
+  const GemmConfig gc = select_kernels(CpuInfo::host(), isa).gemm;
+  if (gc.t.ix == nullptr) return;
+  const f32_gemm_t_config& tc = gc.t;
+  std::mt19937 rng(17);
+  const f32_minmax mm{-1.0f, 1.5f};
+  struct Case {
+    size_t c, m, h, w, kh, kw, s, d, pt, pl, pb, pr;
+  };
+  const Case cases[] = {
+      {8, 16, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1},   // the executor's shape class
+      {9, 21, 24, 20, 3, 3, 1, 1, 1, 1, 1, 1},   // 480 pixels: two bands; channel tails
+      {5, 3, 9, 11, 5, 5, 1, 1, 2, 2, 2, 2},     // 5x5, fewer outputs than a strip
+      {6, 16, 13, 10, 3, 3, 2, 1, 1, 0, 1, 1},   // stride 2, uneven padding
+      {4, 17, 12, 12, 3, 3, 1, 2, 2, 2, 2, 2},   // dilation 2
+      {7, 8, 10, 10, 1, 3, 1, 1, 0, 1, 0, 1},    // 1 x 3
+      {3, 16, 14, 14, 3, 3, 1, 1, 0, 0, 0, 0},   // no padding
+      {130, 16, 20, 20, 3, 3, 1, 1, 1, 1, 1, 1}  // more channels than one K block
+  };
+  for (const Case& cs : cases) {
+    conv2d_geometry g{cs.h, cs.w, 0, 0, cs.kh, cs.kw, cs.s, cs.s, cs.pt, cs.pl, cs.d, cs.d};
+    g.ho = (cs.h + cs.pt + cs.pb - cs.d * (cs.kh - 1) - 1) / cs.s + 1;
+    g.wo = (cs.w + cs.pl + cs.pr - cs.d * (cs.kw - 1) - 1) / cs.s + 1;
+    const size_t k = cs.c * cs.kh * cs.kw, p = g.ho * g.wo;
+    auto x = randv(rng, cs.c * cs.h * cs.w), w = randv(rng, cs.m * k), bias = randv(rng, cs.m);
+    std::vector<float> want(cs.m * p);
+    for (size_t o = 0; o < cs.m; ++o)
+      for (size_t oy = 0; oy < g.ho; ++oy)
+        for (size_t ox = 0; ox < g.wo; ++ox) {
+          double a = bias[o];
+          for (size_t c = 0; c < cs.c; ++c)
+            for (size_t ky = 0; ky < cs.kh; ++ky)
+              for (size_t kx = 0; kx < cs.kw; ++kx) {
+                const ptrdiff_t iy = ptrdiff_t(oy * cs.s + ky * cs.d) - ptrdiff_t(cs.pt);
+                const ptrdiff_t ix = ptrdiff_t(ox * cs.s + kx * cs.d) - ptrdiff_t(cs.pl);
+                if (iy < 0 || ix < 0 || iy >= ptrdiff_t(cs.h) || ix >= ptrdiff_t(cs.w)) continue;
+                a += double(w[((o * cs.c + c) * cs.kh + ky) * cs.kw + kx]) *
+                     x[(c * cs.h + size_t(iy)) * cs.w + size_t(ix)];
+              }
+          want[o * p + oy * g.wo + ox] = f32_clamp(float(a), &mm);
+        }
+    std::vector<float> strips(f32_gemm_t_packed_size(cs.m, k, tc.nr), 9.0f);
+    f32_conv_t_pack(cs.m, cs.c, cs.kh, cs.kw, tc.nr, w.data(), strips.data());
+    const f32_conv_t_shape ps = f32_conv_t_padded(g);
+    std::vector<float> xpad(cs.c * ps.plane, 5.0f);
+    f32_conv_t_pad(g, 0, cs.c, x.data(), xpad.data());
+    std::vector<size_t> offs(p);
+    f32_conv_t_offsets(g, offs.data());
+    const size_t n_strips = (cs.m + tc.nr - 1) / tc.nr;
+    const size_t bands = (p + f32_conv_t_band_pixels(p) - 1) / f32_conv_t_band_pixels(p);
+    for (bool by_band : {false, true}) {
+      std::vector<float> got(cs.m * p, 1e9f), scratch(f32_conv_t_scratch(tc));
+      for (size_t s = 0; s < n_strips; ++s)
+        for (size_t b = 0; b < (by_band ? bands : 1); ++b)
+          f32_conv_t_run(tc, g, cs.c, cs.m, strips.data(), s, s + 1, by_band ? b : 0,
+                         by_band ? b + 1 : bands, xpad.data(), offs.data(), bias.data(), got.data(),
+                         p, scratch.data(), &mm);
+      CHECK(max_err(got, want) < 1e-4f);
+    }
+  }
 }
 
 // f32_gemm_pack_b against its definition, row by row (short rows) and strip by strip (long rows).
@@ -582,6 +661,7 @@ int main(int argc, char** argv) {
     test_kernels(isa);
     test_blocked_gemm(isa);
     test_gemm_t(isa);
+    test_conv_t(isa);
     test_im2col_packed(isa);
     std::printf("%s kernels checked against scalar\n", isa_name(isa));
   }

@@ -36,6 +36,8 @@ def _coverage_graphs(h) -> list[tuple[Graph, dict[str, np.ndarray]]]:
     for kind in ("dense", "bsr1", "bsr2", "bsr4", "cb4"):
         conv(kind, 8, 1, 1)
     conv("dense", 8, 3, 1, act="hardswish")
+    conv("dense", 16, 3, 1)  # 12x12 output, 16 channels out: direct transposed tiles (f32_conv_t_*)
+    conv("dense", 4, 3, 1)  # fewer outputs than any strip: unfold into packed B + blocked GEMM
     conv("bsr1", 8, 3, 2)  # sparse k x k: unfolded whole, then spmm
     conv("dense", 16, 3, 2)  # 6x6 output: the transposed small-image tiles (f32_gemm_t_*)
     for k, s in ((3, 1), (3, 2), (5, 1), (5, 2)):

@@ -37,6 +37,10 @@ CONVS = [
     (4, 8, 3, 1, (2, 2, 2, 2), 2, 1, 7, 7, 1),  # dilation 2
     (8, 8, 3, 1, (1, 1, 1, 1), 1, 2, 6, 6, 1),  # grouped
     (4, 4, 7, 2, (3, 3, 3, 3), 1, 1, 1, 1, 1),  # tiny spatial, kernel larger than input
+    # Dense stride-1 k x k with > 64 output pixels: the direct transposed tiles (f32_conv_t_*).
+    (8, 16, 3, 1, (1, 1, 1, 1), 1, 1, 12, 11, 2),  # batch 2
+    (16, 32, 3, 1, (0, 1, 2, 0), 1, 2, 10, 9, 1),  # grouped, asymmetric padding
+    (8, 16, 3, 1, (2, 2, 2, 2), 2, 1, 9, 9, 1),  # dilation 2
 ]
 DWCONVS = [(3, 1), (3, 2), (5, 1), (5, 2)]
 

@@ -63,6 +63,18 @@ void f32_gemm_t_ukernel_4x8__scalar(size_t mr, size_t k, const float* b, size_t 
     }
 }
 
+void f32_gemm_t_ix_ukernel_4x8__scalar(size_t mr, size_t k, const float* b, size_t ldb,
+                                       const size_t* offs, const float* w, float* ct, size_t ldct,
+                                       bool accumulate) {
+  constexpr size_t NR = 8;
+  for (size_t i = 0; i < mr; ++i)
+    for (size_t j = 0; j < NR; ++j) {
+      float acc = accumulate ? ct[i * ldct + j] : 0.0f;
+      for (size_t kk = 0; kk < k; ++kk) acc += b[offs[i] + kk * ldb] * w[kk * NR + j];
+      ct[i * ldct + j] = acc;
+    }
+}
+
 void f32_gemm_t_store__scalar(size_t p, size_t rows, size_t nr, const float* ct, const float* bias,
                               float* c, size_t ldc, const f32_minmax* params) {
   for (size_t j = 0; j < rows; ++j)

@@ -297,9 +297,13 @@ namespace {
 
 // R pixel rows (R <= 6) x 16 output channels of the transposed tile. A pixel tail gets a short
 // tile (R < 6), not a full one with repeated rows: 49 pixels cost 8 x 6 + 1 row, not 9 x 6.
-template <size_t R>
-inline void t_tile(size_t k, const float* b, size_t ldb, const float* w, float* ct, size_t ldct,
-                   bool accumulate) {
+// Pixel i's column of B starts at b + i, or at b + offs[i] for the offsets tile (kIx).
+template <size_t R, bool kIx>
+inline void t_tile(size_t k, const float* b, size_t ldb, const size_t* offs, const float* w,
+                   float* ct, size_t ldct, bool accumulate) {
+  const auto at = [offs](size_t i) -> size_t { return kIx ? offs[i] : i; };  // first R only
+  const size_t o0 = at(0), o1 = R > 1 ? at(1) : 0, o2 = R > 2 ? at(2) : 0;
+  const size_t o3 = R > 3 ? at(3) : 0, o4 = R > 4 ? at(4) : 0, o5 = R > 5 ? at(5) : 0;
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   if (accumulate) {
@@ -318,31 +322,31 @@ inline void t_tile(size_t k, const float* b, size_t ldb, const float* w, float* 
     const __m256 w0 = _mm256_loadu_ps(w);
     const __m256 w1 = _mm256_loadu_ps(w + 8);
     w += 16;
-    __m256 bv = _mm256_broadcast_ss(b);
+    __m256 bv = _mm256_broadcast_ss(b + o0);
     c00 = _mm256_fmadd_ps(bv, w0, c00);
     c01 = _mm256_fmadd_ps(bv, w1, c01);
     if constexpr (R > 1) {
-      bv = _mm256_broadcast_ss(b + 1);
+      bv = _mm256_broadcast_ss(b + o1);
       c10 = _mm256_fmadd_ps(bv, w0, c10);
       c11 = _mm256_fmadd_ps(bv, w1, c11);
     }
     if constexpr (R > 2) {
-      bv = _mm256_broadcast_ss(b + 2);
+      bv = _mm256_broadcast_ss(b + o2);
       c20 = _mm256_fmadd_ps(bv, w0, c20);
       c21 = _mm256_fmadd_ps(bv, w1, c21);
     }
     if constexpr (R > 3) {
-      bv = _mm256_broadcast_ss(b + 3);
+      bv = _mm256_broadcast_ss(b + o3);
       c30 = _mm256_fmadd_ps(bv, w0, c30);
       c31 = _mm256_fmadd_ps(bv, w1, c31);
     }
     if constexpr (R > 4) {
-      bv = _mm256_broadcast_ss(b + 4);
+      bv = _mm256_broadcast_ss(b + o4);
       c40 = _mm256_fmadd_ps(bv, w0, c40);
       c41 = _mm256_fmadd_ps(bv, w1, c41);
     }
     if constexpr (R > 5) {
-      bv = _mm256_broadcast_ss(b + 5);
+      bv = _mm256_broadcast_ss(b + o5);
       c50 = _mm256_fmadd_ps(bv, w0, c50);
       c51 = _mm256_fmadd_ps(bv, w1, c51);
     }
@@ -378,22 +382,38 @@ inline void transpose8x8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256&
 
 }  // namespace
 
-void f32_gemm_t_ukernel_6x16__avx2_fma(size_t mr, size_t k, const float* b, size_t ldb,
-                                       const float* w, float* ct, size_t ldct, bool accumulate) {
+namespace {
+
+template <bool kIx>
+void t_tiles(size_t mr, size_t k, const float* b, size_t ldb, const size_t* offs, const float* w,
+             float* ct, size_t ldct, bool accumulate) {
   switch (mr) {
     case 1:
-      return t_tile<1>(k, b, ldb, w, ct, ldct, accumulate);
+      return t_tile<1, kIx>(k, b, ldb, offs, w, ct, ldct, accumulate);
     case 2:
-      return t_tile<2>(k, b, ldb, w, ct, ldct, accumulate);
+      return t_tile<2, kIx>(k, b, ldb, offs, w, ct, ldct, accumulate);
     case 3:
-      return t_tile<3>(k, b, ldb, w, ct, ldct, accumulate);
+      return t_tile<3, kIx>(k, b, ldb, offs, w, ct, ldct, accumulate);
     case 4:
-      return t_tile<4>(k, b, ldb, w, ct, ldct, accumulate);
+      return t_tile<4, kIx>(k, b, ldb, offs, w, ct, ldct, accumulate);
     case 5:
-      return t_tile<5>(k, b, ldb, w, ct, ldct, accumulate);
+      return t_tile<5, kIx>(k, b, ldb, offs, w, ct, ldct, accumulate);
     default:
-      return t_tile<6>(k, b, ldb, w, ct, ldct, accumulate);
+      return t_tile<6, kIx>(k, b, ldb, offs, w, ct, ldct, accumulate);
   }
+}
+
+}  // namespace
+
+void f32_gemm_t_ukernel_6x16__avx2_fma(size_t mr, size_t k, const float* b, size_t ldb,
+                                       const float* w, float* ct, size_t ldct, bool accumulate) {
+  t_tiles<false>(mr, k, b, ldb, nullptr, w, ct, ldct, accumulate);
+}
+
+void f32_gemm_t_ix_ukernel_6x16__avx2_fma(size_t mr, size_t k, const float* b, size_t ldb,
+                                          const size_t* offs, const float* w, float* ct,
+                                          size_t ldct, bool accumulate) {
+  t_tiles<true>(mr, k, b, ldb, offs, w, ct, ldct, accumulate);
 }
 
 // 8 pixels x 8 channels at a time: 8 rows of ct transposed in registers, so each channel's 8

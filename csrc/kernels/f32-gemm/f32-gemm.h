@@ -140,6 +140,20 @@ void f32_gemm_t_ukernel_4x8__scalar(size_t mr, size_t k, const float* b, size_t 
 void f32_gemm_t_ukernel_6x16__avx2_fma(size_t mr, size_t k, const float* b, size_t ldb,
                                        const float* w, float* ct, size_t ldct, bool accumulate);
 #endif
+// The same tile with each pixel's own base offset: pixel i reads b[offs[i] + kk * ldb]. Direct
+// convolutions (f32_conv_t_*) broadcast pixels of a padded image this way, so a tile runs on
+// across output rows and the row ends cost no short tiles.
+typedef void (*f32_gemm_t_ix_ukernel_fn)(size_t mr, size_t k, const float* b, size_t ldb,
+                                         const size_t* offs, const float* w, float* ct, size_t ldct,
+                                         bool accumulate);
+void f32_gemm_t_ix_ukernel_4x8__scalar(size_t mr, size_t k, const float* b, size_t ldb,
+                                       const size_t* offs, const float* w, float* ct, size_t ldct,
+                                       bool accumulate);
+#if defined(__x86_64__) || defined(_M_X64)
+void f32_gemm_t_ix_ukernel_6x16__avx2_fma(size_t mr, size_t k, const float* b, size_t ldb,
+                                          const size_t* offs, const float* w, float* ct,
+                                          size_t ldct, bool accumulate);
+#endif
 
 // The transposed tile column of one strip back into C: c[j * ldc + i] = clamp(bias[j] +
 // ct[i * nr + j]) for channels j < rows (<= nr) and pixels i < p. ct holds at least
@@ -158,6 +172,7 @@ struct f32_gemm_t_config {
   f32_gemm_t_ukernel_fn fn = nullptr;  // null: this ISA has no transposed kernel
   f32_gemm_t_store_fn store = nullptr;
   size_t mr = 0, nr = 0;  // pixels x output channels per tile; nr = the weight strip width
+  f32_gemm_t_ix_ukernel_fn ix = nullptr;  // the offsets tile (direct convolutions); may be null
 };
 
 // Floats of the strips of an [m, k] matrix, and the packing (row-major w into strips).
@@ -173,6 +188,39 @@ void f32_gemm_t_strips(const f32_gemm_t_config& cfg, size_t m, size_t k, const f
                        size_t s0, size_t s1, const float* b, size_t ldb, size_t p,
                        const float* bias, float* c, size_t ldc, float* scratch,
                        const f32_minmax* params);
+
+// ---- Direct k x k convolution through the transposed tiles: no unfold. The group's input is
+// copied once into a zero-padded image ([channels][plane], f32_conv_t_pad), and each tile
+// broadcasts its pixels straight from it, tap by tap: output pixel p of tap (ky, kx), channel c
+// reads xpad[c * plane + offs[p] + ky * dh * wp + kx * dw]. Weights are strips as above with K
+// ordered (ky, kx, c) (f32_conv_t_pack), so one tap's channels are rows `plane` floats apart.
+struct f32_conv_t_shape {
+  size_t hp = 0, wp = 0;  // padded image: the rows / columns the output reads, pads included
+  size_t plane = 0;       // floats per channel: hp * wp rounded up to an odd number of lines
+};
+f32_conv_t_shape f32_conv_t_padded(const conv2d_geometry& g);
+// Whether the direct path should run this convolution (measured: csrc/README.md).
+bool f32_conv_t_preferred(const f32_gemm_t_config& cfg, const conv2d_geometry& g, size_t channels,
+                          size_t m);
+// Channels [c0, c1) of x ([channels][h][w]) into xpad ([channels][plane], rows wp apart).
+void f32_conv_t_pad(const conv2d_geometry& g, size_t c0, size_t c1, const float* x, float* xpad);
+// w: [m][channels][kh][kw] -> strips of nr output channels, K ordered (ky, kx, c);
+// f32_gemm_t_packed_size(m, channels * kh * kw, nr) floats.
+void f32_conv_t_pack(size_t m, size_t channels, size_t kh, size_t kw, size_t nr, const float* w,
+                     float* strips);
+// offs[p] for every output pixel p < ho * wo: its tap (0, 0) position in the padded image.
+void f32_conv_t_offsets(const conv2d_geometry& g, size_t* offs);
+// Output pixels per band of a p-pixel image (a task's unit of work along pixels; at most 384),
+// and the per-task scratch of f32_conv_t_run (one band's transposed tile column).
+size_t f32_conv_t_band_pixels(size_t p);
+size_t f32_conv_t_scratch(const f32_gemm_t_config& cfg);
+// One task: output channels of strips [s0, s1) x the pixels of bands [b0, b1), into c (row 0 of
+// the group's output, ldc floats per row): c[row, p] = clamp(bias[row] + sum over taps and
+// channels of w x xpad).
+void f32_conv_t_run(const f32_gemm_t_config& cfg, const conv2d_geometry& g, size_t channels,
+                    size_t m, const float* strips, size_t s0, size_t s1, size_t b0, size_t b1,
+                    const float* xpad, const size_t* offs, const float* bias, float* c, size_t ldc,
+                    float* scratch, const f32_minmax* params);
 
 // GEMV: y[i] = clamp(bias[i] + dot(w[i, :], x)) for i < m; w row-major [m, k] with row stride k;
 // bias may be null.
