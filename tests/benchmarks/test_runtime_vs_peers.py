@@ -128,14 +128,22 @@ class Interleaved:
     def __init__(self, native_rounds: list[float], others: dict[str, list[float]]) -> None:
         self.native = statistics.median(native_rounds)
         self.medians = {k: statistics.median(v) for k, v in others.items()}
-        cycles = len(native_rounds) // BLOCK
-        native_blocks = [statistics.median(native_rounds[c * BLOCK : (c + 1) * BLOCK]) for c in range(cycles)]
-        self.ratios = {
-            k: statistics.median(
-                statistics.median(v[c * BLOCK : (c + 1) * BLOCK]) / native_blocks[c] for c in range(cycles)
-            )
-            for k, v in others.items()
-        }
+        self.cycles = len(native_rounds) // BLOCK
+        self._blocks = {k: self._block_medians(v) for k, v in others.items()}
+        native_blocks = self._block_medians(native_rounds)
+        self.ratios = {k: self._paired(b, native_blocks) for k, b in self._blocks.items()}
+
+    def _block_medians(self, times: list[float]) -> list[float]:
+        return [statistics.median(times[c * BLOCK : (c + 1) * BLOCK]) for c in range(self.cycles)]
+
+    @staticmethod
+    def _paired(a: list[float], b: list[float]) -> float:
+        return statistics.median(x / y for x, y in zip(a, b, strict=True))
+
+    def between(self, a: str, b: str) -> float:
+        """Paired ratio of two other runtimes (a's block median / b's in the same cycle): both in
+        processes of their own, so neither pays for the pytest process."""
+        return self._paired(self._blocks[a], self._blocks[b])
 
 
 def bench_interleaved(benchmark, bundle: Path, threads: int, others: dict[str, PeerWorker]) -> Interleaved:
@@ -205,6 +213,10 @@ def test_sparse_mobilenet_v2(benchmark, bundles, peers, threads):
         "native dense": peers("native", bundles(model), model, threads),
         "onnxruntime": peers("onnxruntime", bundles(model), model, threads),
         "litert-xnnpack": peers("tflite", bundles(f"{model}-tflite"), model, threads),
+        # The sparse model in a process of its own as well: the dense / sparse ratio between two
+        # workers pays no in-process cost on either side (2-thread runs in the pytest process
+        # measured slower than the same runtime's own process).
+        "native sparse (own process)": peers("native", bundles(f"{model}-sparse90"), model, threads),
     }
     m = bench_interleaved(benchmark, bundles(f"{model}-sparse90"), threads, others)
     best = min(["onnxruntime", "litert-xnnpack"], key=m.ratios.get)
@@ -214,6 +226,11 @@ def test_sparse_mobilenet_v2(benchmark, bundles, peers, threads):
         m,
         {best: f"best dense peer ({best})"},
     )
+    own = "native sparse (own process)"
+    symmetric = {"native dense": m.between("native dense", own), best: m.between(best, own)}
+    for name, r in symmetric.items():
+        print(f"  own processes: {name} / native sparse = {r:5.2f}x (paired)")
+        benchmark.extra_info[f"{name}_over_sparse_own_process"] = round(r, 3)
     # Pruning must pay off in latency (the peers' users complain that it does not).
     assert m.ratios["native dense"] > 1.0, (m.native, m.medians)
 
