@@ -1,9 +1,15 @@
 """Layer-level speed targets of the native runtime, checked as benchmarks (never as timed unit tests):
 a 90 %-sparse 1x1 convolution runs at least 2x faster than the same layer dense (Fast Sparse ConvNets)
-and a 4-bit codebook layer stays within 1.2x of dense (issue 3)."""
+and a 4-bit codebook layer stays within 1.2x of dense (issue 3).
+
+The dense and the encoded layer run interleaved, BLOCK runs each in turn, and the ratio is paired
+(the median over cycles of encoded block median / dense block median): this shared machine's speed
+drifts within seconds, and a dense median taken before the encoded one once read 1.29x for a layer
+that measures 1.0-1.1x interleaved."""
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 
@@ -14,19 +20,20 @@ from edgefit.runtime import Session
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
 
-ROUNDS = 30
+BLOCK = 5
+ROUNDS = 6 * BLOCK
 #: Encoding -> the most it may take relative to the dense layer.
 TARGETS = {"bsr1": 0.5, "bsr4": 0.5, "cb4": 1.2}
 
 
-def _median_ms(session: Session, feeds: dict[str, np.ndarray]) -> float:
+def _timed_ms(session: Session, feeds: dict[str, np.ndarray]) -> float:
+    t0 = time.perf_counter()
     session.run(feeds)
-    times = []
-    for _ in range(ROUNDS):
-        t0 = time.perf_counter()
-        session.run(feeds)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    return (time.perf_counter() - t0) * 1e3
+
+
+def _block_medians(times: list[float]) -> list[float]:
+    return [statistics.median(times[i : i + BLOCK]) for i in range(0, len(times), BLOCK)]
 
 
 @pytest.mark.parametrize("kind", sorted(TARGETS))
@@ -42,9 +49,21 @@ def test_1x1_layer_vs_dense(benchmark, h, artifact, kind):
         graph = h.single_op("conv2d", {"x": (x.shape, "f32")}, {"w": h.encode(w, encoding)}, (1, co, 28, 28))
         return Session(artifact(graph))
 
-    dense_ms = _median_ms(session("dense"), {"x": x})
-    s = session(kind)
-    benchmark.pedantic(s.run, args=({"x": x},), rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    ms = benchmark.stats.stats.median * 1e3
-    benchmark.extra_info.update(dense_ms=dense_ms, ratio=ms / dense_ms, kernel=s.kernel_of("n0"))
-    assert ms <= TARGETS[kind] * dense_ms, f"{kind} {ms:.3f} ms vs dense {dense_ms:.3f} ms"
+    feeds = {"x": x}
+    dense, s = session("dense"), session(kind)
+    dense_times: list[float] = []
+    rounds = itertools.count()
+
+    def dense_block_every_block() -> None:
+        if next(rounds) % BLOCK:
+            return
+        dense.run(feeds)  # untimed warm-up, as the encoded layer gets below
+        dense_times.extend(_timed_ms(dense, feeds) for _ in range(BLOCK))
+        s.run(feeds)
+
+    benchmark.pedantic(s.run, args=(feeds,), setup=dense_block_every_block, rounds=ROUNDS, iterations=1)
+    encoded = _block_medians([t * 1e3 for t in benchmark.stats.stats.data])
+    ratio = statistics.median(e / d for e, d in zip(encoded, _block_medians(dense_times), strict=True))
+    ms, dense_ms = statistics.median(encoded), statistics.median(dense_times)
+    benchmark.extra_info.update(dense_ms=dense_ms, ratio=ratio, kernel=s.kernel_of("n0"))
+    assert ratio <= TARGETS[kind], f"{kind} {ms:.3f} ms vs dense {dense_ms:.3f} ms: {ratio:.2f}x (paired)"
