@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgefit.runtime.harness.paired import block_medians, paired_ratio
+
 pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
 
 #: Timed runs per runtime before the next runtime takes over.
@@ -128,22 +130,14 @@ class Interleaved:
     def __init__(self, native_rounds: list[float], others: dict[str, list[float]]) -> None:
         self.native = statistics.median(native_rounds)
         self.medians = {k: statistics.median(v) for k, v in others.items()}
-        self.cycles = len(native_rounds) // BLOCK
-        self._blocks = {k: self._block_medians(v) for k, v in others.items()}
-        native_blocks = self._block_medians(native_rounds)
-        self.ratios = {k: self._paired(b, native_blocks) for k, b in self._blocks.items()}
-
-    def _block_medians(self, times: list[float]) -> list[float]:
-        return [statistics.median(times[c * BLOCK : (c + 1) * BLOCK]) for c in range(self.cycles)]
-
-    @staticmethod
-    def _paired(a: list[float], b: list[float]) -> float:
-        return statistics.median(x / y for x, y in zip(a, b, strict=True))
+        self._blocks = {k: block_medians(v, BLOCK) for k, v in others.items()}
+        native_blocks = block_medians(native_rounds, BLOCK)
+        self.ratios = {k: paired_ratio(b, native_blocks) for k, b in self._blocks.items()}
 
     def between(self, a: str, b: str) -> float:
         """Paired ratio of two other runtimes (a's block median / b's in the same cycle): both in
         processes of their own, so neither pays for the pytest process."""
-        return self._paired(self._blocks[a], self._blocks[b])
+        return paired_ratio(self._blocks[a], self._blocks[b])
 
 
 def bench_interleaved(benchmark, bundle: Path, threads: int, others: dict[str, PeerWorker]) -> Interleaved:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from edgefit.runtime import Session
+from edgefit.runtime.harness.paired import block_medians, paired_ratio
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
 
@@ -30,10 +31,6 @@ def _timed_ms(session: Session, feeds: dict[str, np.ndarray]) -> float:
     t0 = time.perf_counter()
     session.run(feeds)
     return (time.perf_counter() - t0) * 1e3
-
-
-def _block_medians(times: list[float]) -> list[float]:
-    return [statistics.median(times[i : i + BLOCK]) for i in range(0, len(times), BLOCK)]
 
 
 @pytest.mark.parametrize("kind", sorted(TARGETS))
@@ -62,8 +59,8 @@ def test_1x1_layer_vs_dense(benchmark, h, artifact, kind):
         s.run(feeds)
 
     benchmark.pedantic(s.run, args=(feeds,), setup=dense_block_every_block, rounds=ROUNDS, iterations=1)
-    encoded = _block_medians([t * 1e3 for t in benchmark.stats.stats.data])
-    ratio = statistics.median(e / d for e, d in zip(encoded, _block_medians(dense_times), strict=True))
+    encoded = [t * 1e3 for t in benchmark.stats.stats.data]
+    ratio = paired_ratio(block_medians(encoded, BLOCK), block_medians(dense_times, BLOCK))
     ms, dense_ms = statistics.median(encoded), statistics.median(dense_times)
     benchmark.extra_info.update(dense_ms=dense_ms, ratio=ratio, kernel=s.kernel_of("n0"))
     assert ratio <= TARGETS[kind], f"{kind} {ms:.3f} ms vs dense {dense_ms:.3f} ms: {ratio:.2f}x (paired)"

@@ -1,0 +1,24 @@
+"""Paired block ratios (edgefit.runtime.harness.paired): the arithmetic the benchmarks' targets rest on."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgefit.runtime.harness.paired import block_medians, paired_ratio
+
+
+def test_block_medians_drop_a_partial_last_block():
+    assert block_medians([5.0, 1.0, 3.0, 9.0, 8.0, 7.0, 100.0], 3) == [3.0, 8.0]
+
+
+def test_paired_ratio_pairs_blocks_run_side_by_side():
+    # The machine halves its speed in the second cycle: each pair still reads 2x.
+    assert paired_ratio([2.0, 4.0, 2.0], [1.0, 2.0, 1.0]) == 2.0
+    # Unpaired, the median of a's blocks over the median of b's would read 8 / 1 = 8x; paired, the
+    # one odd pair of three does not move the result.
+    assert paired_ratio([2.0, 8.0, 8.0], [1.0, 4.0, 1.0]) == 2.0
+
+
+def test_paired_ratio_needs_equal_block_counts():
+    with pytest.raises(ValueError):
+        paired_ratio([1.0, 2.0], [1.0])
