@@ -194,6 +194,15 @@ PoolConfig select_pool(Isa isa) {
   return c;
 }
 
+NchwcConfig select_nchwc(Isa isa) {
+  NchwcConfig c;
+#if defined(__x86_64__)
+  if (isa == Isa::kAvx512) c.conv = K(f32_nchwc_conv__avx512f);
+#endif
+  (void)isa;
+  return c;
+}
+
 KernelSet select_kernels(const CpuInfo& cpu, Isa cap) {
   Isa isa = cpu.best();
   if (int(cap) < int(isa)) isa = cap;
@@ -207,6 +216,7 @@ KernelSet select_kernels(const CpuInfo& cpu, Isa cap) {
   s.cb = select_cb_gemm(isa);
   s.elementwise = select_elementwise(isa);
   s.pool = select_pool(isa);
+  s.nchwc = select_nchwc(isa);
   return s;
 }
 
@@ -250,6 +260,13 @@ std::vector<KernelInfo> kernel_registry(const CpuInfo& cpu) {
       add(n, "f32-elementwise");
     const PoolConfig p = select_pool(isa);
     for (const char* n : {p.max.name, p.avg.name, p.global_avg.name}) add(n, "f32-pool");
+    add(select_nchwc(isa).conv.name, "f32-nchwc");
+    // What blocked regions run around their convolutions: scalar code, but run only where the
+    // convolutions are (listed as available elsewhere it would never be selected).
+    if (select_nchwc(isa).conv.fn != nullptr && cpu.supports(isa))
+      for (const char* n : {"f32_nchw_to_nchwc__scalar", "f32_nchwc_to_nchw__scalar",
+                            "f32_nchwc_global_avgpool__scalar"})
+        add(n, "f32-nchwc");
   }
   add("f32_quantize_u8__scalar", "u8-quant");
   add("u8_dequantize_f32__scalar", "u8-quant");

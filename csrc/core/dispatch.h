@@ -11,6 +11,7 @@
 #include "kernels/f32-dwconv/f32-dwconv.h"
 #include "kernels/f32-elementwise/f32-elementwise.h"
 #include "kernels/f32-gemm/f32-gemm.h"
+#include "kernels/f32-nchwc/f32-nchwc.h"
 #include "kernels/f32-pool/f32-pool.h"
 #include "kernels/f32-spmm/f32-spmm.h"
 #include "kernels/u8-quant/u8-quant.h"
@@ -67,6 +68,12 @@ struct PoolConfig {
   Kernel<void (*)(size_t, size_t, const float*, float*)> global_avg;
 };
 
+// Convolutions over channel-blocked activations (f32-nchwc.h); conv.fn null where the ISA has
+// no tiles for them, and then the executor keeps every tensor NCHW (core/layout.h).
+struct NchwcConfig {
+  Kernel<f32_nchwc_conv_fn> conv;
+};
+
 struct KernelSet {
   Isa isa = Isa::kScalar;
   GemmConfig gemm;
@@ -75,6 +82,7 @@ struct KernelSet {
   CbGemmConfig cb;
   ElementwiseConfig elementwise;
   PoolConfig pool;
+  NchwcConfig nchwc;
 };
 
 GemmConfig select_gemm(Isa isa);
@@ -83,6 +91,7 @@ SpmmConfig select_spmm(Isa isa);
 CbGemmConfig select_cb_gemm(Isa isa);
 ElementwiseConfig select_elementwise(Isa isa);
 PoolConfig select_pool(Isa isa);
+NchwcConfig select_nchwc(Isa isa);
 
 // The best level `cpu` supports, no higher than `cap`, then every family's config for it.
 KernelSet select_kernels(const CpuInfo& cpu, Isa cap);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/layout.h"
 #include "core/node_context.h"
 #include "core/planner.h"
 
@@ -73,6 +74,12 @@ Runtime::Runtime(Model model, size_t threads, const std::string& isa) : model_(s
   if (threads < 1 || threads > 256) throw std::invalid_argument("threads must be in 1..256");
   const CpuInfo& cpu = CpuInfo::host();
   kernels_ = select_kernels(cpu, isa.empty() ? cpu.preferred() : parse_isa(isa));
+  // By default each family takes its best measured level: on Zen 4 preferred() keeps the AVX2
+  // GEMM tiles (the AVX-512 ones are no faster there), but the AVX-512 blocked convolutions are
+  // (csrc/README.md). An explicit isa caps every family.
+  if (isa.empty() && cpu.supports(Isa::kAvx512)) kernels_.nchwc = select_nchwc(Isa::kAvx512);
+  if (kernels_.nchwc.conv.fn != nullptr) blocked_ = plan_nchwc(model_);
+  blocked_.resize(model_.values.size(), false);
   pool_ = std::make_unique<ThreadPool>(threads);
   prepare();
 }
@@ -229,6 +236,12 @@ void Runtime::run(const std::vector<const void*>& inputs, const std::vector<void
 void Runtime::prepare_node(size_t index) {
   const NodeDef& n = model_.nodes[index];
   NodeCtx c{model_, n};
+  // Blocked tensors are read only where the layout plan put them (core/layout.h): by nodes
+  // whose output is blocked too, a global average pool and the reorder back.
+  const bool reads_blocked =
+      blocked_[n.outputs[0]] || n.op == "global_avg_pool" || n.op == "from_nchwc";
+  for (uint32_t v : n.inputs)
+    if (blocked_[v] && !reads_blocked) c.fail("internal: reads a channel-blocked tensor");
   Step step;
   step.stats.name = n.name;
   step.stats.op = n.op;
@@ -281,7 +294,61 @@ void Runtime::prepare_node(size_t index) {
     const size_t P = Ho * Wo, K = Cig * kh * kw;
     const bool depthwise = Cig == 1 && Cog == 1;
 
-    if (depthwise && w.encoding != Encoding::kBsr) {
+    if (blocked_[yi]) {
+      // Channel-blocked input and output (core/layout.h): the NCHWc tiles over the input itself
+      // or, where the convolution pads, over a padded copy (measured: csrc/README.md).
+      if (!blocked_[xi] || G != 1 || dh != 1 || dw != 1 || Ci % kNchwcBlock || Co % kNchwcBlock)
+        c.fail("internal: not a channel-blocked convolution");
+      const float* wd = dense_weights(c, w, owned_);
+      owned_.emplace_back(f32_nchwc_packed_size(Co, Ci, kh, kw));
+      float* packed = owned_.back().data();
+      f32_nchwc_pack(Co, Ci, kh, kw, wd, packed);
+      const conv2d_geometry geo{
+          H, W, Ho, Wo, kh, kw, size_t(sh), size_t(sw), size_t(pad[0]), size_t(pad[1]), 1, 1};
+      const bool padded = f32_nchwc_needs_pad(geo);
+      f32_nchwc_conv_params cp;
+      cp.g = geo;
+      cp.ic = Ci;
+      cp.oc = Co;
+      cp.hp = H;
+      cp.wp = W;
+      if (padded) f32_nchwc_padded(geo, &cp.hp, &cp.wp);
+      if (padded) scratch_bytes_ = std::max(scratch_bytes_, Ci * cp.hp * cp.wp * sizeof(float));
+      cp.pass_blocks = f32_nchwc_pass_blocks(Ci, kh, kw);
+      auto offs = std::make_shared<std::vector<size_t>>(P);
+      f32_nchwc_offsets(geo, cp.wp, offs->data());
+      cp.offs = offs->data();
+      // Tasks: every 64-channel group, its pixels split (in whole 6-pixel tiles) only as far as
+      // the threads need work: each split reads the group's weights once more.
+      const size_t groups = ceil_div(Co, kNchwcBlock * kNchwcGroupBlocks),
+                   threads = pool->threads();
+      const size_t splits =
+          threads > 1 ? std::min(ceil_div(4 * threads, groups), ceil_div(P, 6)) : 1;
+      const size_t chunk = ceil_div(ceil_div(P, splits), 6) * 6;
+      const auto kern = ks.nchwc.conv;
+      step.stats.kernel = kern.name;
+      step.fn = [=, this]() {
+        const float* xp = f32(xi);
+        float* yp = f32(yi);
+        const size_t blocks = Ci / kNchwcBlock;
+        for (size_t b = 0; b < N; ++b) {
+          const float* xb = xp + b * Ci * H * W;
+          if (padded) {
+            pool->parallel_for(blocks,
+                               [&](size_t t) { f32_nchwc_pad(geo, t, t + 1, xb, scratch_); });
+            xb = scratch_;
+          }
+          pool->parallel_for(groups * splits, [&](size_t t) {
+            const size_t grp = t / splits, p0 = (t % splits) * chunk;
+            if (p0 < P)
+              kern.fn(&cp, xb, packed, bias, yp + b * Co * P, grp, p0, std::min(P, p0 + chunk),
+                      &mm);
+          });
+        }
+        (void)offs;  // owns cp.offs
+        if (hswish) hswish_pass(N * Co * P);
+      };
+    } else if (depthwise && w.encoding != Encoding::kBsr) {
       const float* wd = nullptr;
       if (w.encoding == Encoding::kCodebook) {
         // Depthwise weights are tiny (Co x kh x kw, 0.2 % of MobileNetV2's weight bytes), so they
@@ -861,9 +928,36 @@ void Runtime::prepare_node(size_t index) {
     c.expect_shape(y, {x.shape[0], x.shape[1], 1, 1});
     c.activation_value(y, DType::kF32, "output");
     const size_t planes = size_t(x.shape[0] * x.shape[1]), pixels = size_t(x.shape[2] * x.shape[3]);
-    const auto kern = ks.pool.global_avg;
-    step.stats.kernel = kern.name;
-    step.fn = [=, this]() { kern.fn(planes, pixels, f32(xi), f32(yi)); };
+    if (blocked_[xi]) {
+      // [N, C, 1, 1] has the same bytes in both layouts: a blocked input, an NCHW output.
+      step.stats.kernel = "f32_nchwc_global_avgpool__scalar";
+      step.fn = [=, this]() {
+        f32_nchwc_global_avgpool__scalar(planes / kNchwcBlock, pixels, f32(xi), f32(yi));
+      };
+    } else {
+      const auto kern = ks.pool.global_avg;
+      step.stats.kernel = kern.name;
+      step.fn = [=, this]() { kern.fn(planes, pixels, f32(xi), f32(yi)); };
+    }
+  } else if (n.op == "to_nchwc" || n.op == "from_nchwc") {
+    // Inserted by the layout plan (core/layout.h), never read from a file.
+    const ValueDef& x = c.in(0);
+    const bool into = n.op == "to_nchwc";
+    if (x.shape.size() != 4 || x.shape[1] % int64_t(kNchwcBlock) || blocked_[xi] == into ||
+        blocked_[yi] != into)
+      c.fail("internal: bad layout reorder");
+    c.expect_shape(y, x.shape);
+    const size_t images = size_t(x.shape[0]), blocks = size_t(x.shape[1]) / kNchwcBlock;
+    const size_t pixels = size_t(x.shape[2] * x.shape[3]);
+    const auto fn = into ? f32_nchw_to_nchwc__scalar : f32_nchwc_to_nchw__scalar;
+    step.stats.kernel = into ? "f32_nchw_to_nchwc__scalar" : "f32_nchwc_to_nchw__scalar";
+    step.fn = [=, this]() {
+      const size_t image = blocks * kNchwcBlock * pixels;
+      pool->parallel_for(images * blocks, [&](size_t t) {
+        const size_t b = t / blocks, blk = t % blocks;
+        fn(pixels, blk, blk + 1, f32(xi) + b * image, f32(yi) + b * image);
+      });
+    };
   } else if (n.op == "reshape") {
     const ValueDef& x = c.in(0);
     if (x.kind == ValueKind::kConstant) c.fail("reshaping a constant is not supported");

@@ -62,6 +62,7 @@ class Runtime {
   std::vector<TensorSpec> inputs_, outputs_;
   std::vector<Step> steps_;
   std::vector<std::vector<float>> owned_;  // packed / decoded weights
+  std::vector<bool> blocked_;              // value stored NCHW16c (core/layout.h)
   std::vector<uint32_t> root_;             // storage root of every value (aliases resolved)
   std::vector<size_t> offset_;             // arena offset of every arena root
   std::vector<void*> bufs_;                // resolved pointer of every value (per run)

@@ -556,6 +556,94 @@ static void test_conv_t(Isa isa) {
   }
 }
 
+// The channel-blocked convolution (f32-nchwc) against a direct NCHW convolution: the scalar
+// reference for every ISA, and this ISA's tiles where it has them. Outputs are compared after
+// reordering back, so the reorders are checked too.
+static void test_nchwc(Isa isa) {
+  const NchwcConfig nc = select_kernels(CpuInfo::host(), isa).nchwc;
+  std::mt19937 rng(23);
+  const f32_minmax mm{-1.0f, 1.5f};
+  struct Case {
+    size_t ic, oc, h, w, k, s, pad, pass;  // pass: blocks per pass, 0 = the default
+  };
+  const Case cases[] = {
+      {16, 16, 5, 7, 3, 1, 1, 0},   // pixel tails across rows (35 = 5 x 6 + 5)
+      {32, 80, 9, 9, 3, 2, 1, 0},   // stride 2; 80 = one 64-channel group + one 16
+      {48, 64, 7, 7, 1, 1, 0, 0},   // 1x1 read in place, 49 pixels
+      {64, 48, 8, 6, 1, 2, 0, 0},   // 1x1 stride 2 in place; 48 = 3 blocks
+      {16, 32, 6, 6, 3, 1, 0, 0},   // 3x3 without padding
+      {48, 32, 6, 5, 3, 1, 1, 1},   // three passes over the pixels (partial sums in y)
+      {32, 128, 4, 4, 3, 1, 1, 0},  // two full groups
+  };
+  for (const Case& cs : cases) {
+    conv2d_geometry g{cs.h, cs.w, 0, 0, cs.k, cs.k, cs.s, cs.s, cs.pad, cs.pad, 1, 1};
+    g.ho = (cs.h + 2 * cs.pad - cs.k) / cs.s + 1;
+    g.wo = (cs.w + 2 * cs.pad - cs.k) / cs.s + 1;
+    const size_t p = g.ho * g.wo, taps = cs.k * cs.k;
+    auto x = randv(rng, cs.ic * cs.h * cs.w), w = randv(rng, cs.oc * cs.ic * taps);
+    auto bias = randv(rng, cs.oc);
+    std::vector<float> want(cs.oc * p);
+    for (size_t o = 0; o < cs.oc; ++o)
+      for (size_t px = 0; px < p; ++px) {
+        double a = bias[o];
+        for (size_t c = 0; c < cs.ic; ++c)
+          for (size_t t = 0; t < taps; ++t) {
+            const ptrdiff_t iy = ptrdiff_t((px / g.wo) * cs.s + t / cs.k) - ptrdiff_t(cs.pad);
+            const ptrdiff_t ix = ptrdiff_t((px % g.wo) * cs.s + t % cs.k) - ptrdiff_t(cs.pad);
+            if (iy < 0 || ix < 0 || iy >= ptrdiff_t(cs.h) || ix >= ptrdiff_t(cs.w)) continue;
+            a += double(w[(o * cs.ic + c) * taps + t]) *
+                 x[(c * cs.h + size_t(iy)) * cs.w + size_t(ix)];
+          }
+        want[o * p + px] = f32_clamp(float(a), &mm);
+      }
+    const size_t blocks = cs.ic / kNchwcBlock;
+    std::vector<float> xb(x.size(), 7.0f);
+    f32_nchw_to_nchwc__scalar(cs.h * cs.w, 0, blocks, x.data(), xb.data());
+    std::vector<float> packed(f32_nchwc_packed_size(cs.oc, cs.ic, cs.k, cs.k), 9.0f);
+    f32_nchwc_pack(cs.oc, cs.ic, cs.k, cs.k, w.data(), packed.data());
+    f32_nchwc_conv_params cp;
+    cp.g = g;
+    cp.ic = cs.ic;
+    cp.oc = cs.oc;
+    cp.hp = cs.h;
+    cp.wp = cs.w;
+    std::vector<float> xpad;
+    const float* in = xb.data();
+    if (f32_nchwc_needs_pad(g)) {
+      f32_nchwc_padded(g, &cp.hp, &cp.wp);
+      xpad.assign(cs.ic * cp.hp * cp.wp, 5.0f);
+      f32_nchwc_pad(g, 0, blocks, xb.data(), xpad.data());
+      in = xpad.data();
+    }
+    cp.pass_blocks = cs.pass ? cs.pass : f32_nchwc_pass_blocks(cs.ic, cs.k, cs.k);
+    std::vector<size_t> offs(p);
+    f32_nchwc_offsets(g, cp.wp, offs.data());
+    cp.offs = offs.data();
+    const size_t groups = (cs.oc + 63) / 64;
+    for (f32_nchwc_conv_fn fn : {f32_nchwc_conv_fn(f32_nchwc_conv__scalar), nc.conv.fn}) {
+      if (fn == nullptr) continue;
+      for (size_t split : {size_t(1), size_t(7)}) {  // all pixels at once, or 7-pixel tasks
+        std::vector<float> yb(cs.oc * p, 1e9f), got(cs.oc * p, 3.0f);
+        for (size_t grp = 0; grp < groups; ++grp)
+          for (size_t p0 = 0; p0 < p; p0 += (split == 1 ? p : split))
+            fn(&cp, in, packed.data(), bias.data(), yb.data(), grp, p0,
+               std::min(p, p0 + (split == 1 ? p : split)), &mm);
+        f32_nchwc_to_nchw__scalar(p, 0, cs.oc / kNchwcBlock, yb.data(), got.data());
+        CHECK(max_err(got, want) < 1e-4f);
+      }
+    }
+    // Global average pool of the blocked input vs its NCHW definition.
+    std::vector<float> gap(cs.ic), gap_want(cs.ic);
+    f32_nchwc_global_avgpool__scalar(blocks, cs.h * cs.w, xb.data(), gap.data());
+    for (size_t c = 0; c < cs.ic; ++c) {
+      double a = 0;
+      for (size_t i = 0; i < cs.h * cs.w; ++i) a += x[c * cs.h * cs.w + i];
+      gap_want[c] = float(a / double(cs.h * cs.w));
+    }
+    CHECK(max_err(gap, gap_want) < 1e-5f);
+  }
+}
+
 // f32_gemm_pack_b against its definition, row by row (short rows) and strip by strip (long rows).
 static void test_pack_b() {
   std::mt19937 rng(7);
@@ -662,6 +750,7 @@ int main(int argc, char** argv) {
     test_blocked_gemm(isa);
     test_gemm_t(isa);
     test_conv_t(isa);
+    test_nchwc(isa);
     test_im2col_packed(isa);
     std::printf("%s kernels checked against scalar\n", isa_name(isa));
   }

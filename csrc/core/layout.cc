@@ -1,0 +1,150 @@
+// The NCHW16c layout plan (layout.h). Everything here only reads shapes and attributes; what the
+// kernels rely on is validated afterwards by the executor, node by node, as for any model.
+#include "core/layout.h"
+
+#include <functional>
+#include <map>
+#include <numeric>
+#include <string>
+
+#include "kernels/f32-nchwc/f32-nchwc.h"
+
+namespace edgefit {
+
+namespace {
+
+bool is_activation(const ValueDef& v) {
+  return v.kind != ValueKind::kConstant && v.dtype == DType::kF32;
+}
+
+// A rank-4 f32 activation whose channels fill whole blocks.
+bool blockable(const ValueDef& v) {
+  return is_activation(v) && v.shape.size() == 4 && v.shape[1] > 0 &&
+         v.shape[1] % int64_t(kNchwcBlock) == 0;
+}
+
+bool attr_all_ones(const NodeDef& n, const std::string& key) {
+  auto it = n.attrs.find(key);
+  if (it == n.attrs.end()) return true;
+  for (int64_t v : it->second.ints)
+    if (v != 1) return false;
+  return true;
+}
+
+bool blocked_conv(const Model& m, const NodeDef& n) {
+  if (n.op != "conv2d" || n.inputs.size() < 2 || n.outputs.size() != 1) return false;
+  const ValueDef& x = m.values[n.inputs[0]];
+  const ValueDef& w = m.values[n.inputs[1]];
+  const ValueDef& y = m.values[n.outputs[0]];
+  const bool dense_weights = w.kind == ValueKind::kConstant && w.shape.size() == 4 &&
+                             (w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8);
+  return dense_weights && blockable(x) && blockable(y) && w.shape[1] == x.shape[1] &&
+         attr_all_ones(n, "groups") && attr_all_ones(n, "dilation");
+}
+
+bool elementwise(const NodeDef& n) {
+  return n.op == "add" || n.op == "relu" || n.op == "relu6" || n.op == "hardswish";
+}
+
+}  // namespace
+
+std::vector<bool> plan_nchwc(Model& model) {
+  const size_t nv = model.values.size();
+  std::vector<bool> blocked(nv, false), is_output(nv, false);
+  for (uint32_t o : model.outputs) is_output[o] = true;
+
+  // Forward: which outputs would be blocked.
+  for (const NodeDef& n : model.nodes) {
+    if (n.outputs.size() != 1 || is_output[n.outputs[0]]) continue;
+    const uint32_t y = n.outputs[0];
+    if (blocked_conv(model, n)) {
+      blocked[y] = true;
+    } else if (elementwise(n) && !n.inputs.empty() && blockable(model.values[y])) {
+      bool all = true;
+      for (uint32_t v : n.inputs) all = all && blocked[v];
+      blocked[y] = all;
+    }
+  }
+
+  // Regions: blocked values joined through the nodes that produce them from blocked inputs.
+  std::vector<uint32_t> parent(nv);
+  std::iota(parent.begin(), parent.end(), 0u);
+  std::function<uint32_t(uint32_t)> find = [&](uint32_t v) {
+    while (parent[v] != v) v = parent[v] = parent[parent[v]];
+    return v;
+  };
+  for (const NodeDef& n : model.nodes)
+    if (n.outputs.size() == 1 && blocked[n.outputs[0]])
+      for (uint32_t v : n.inputs)
+        if (blocked[v]) parent[find(v)] = find(n.outputs[0]);
+
+  // Which node reads which input as it is stored: a blocked node reads blocked inputs, a global
+  // average pool reads either, everything else NCHW.
+  auto reads_blocked = [&](const NodeDef& n) {
+    return (n.outputs.size() == 1 && blocked[n.outputs[0]]) || n.op == "global_avg_pool";
+  };
+  std::map<uint32_t, size_t> convs, reorders;  // per region root
+  std::vector<bool> to_counted(nv, false), from_counted(nv, false);
+  for (const NodeDef& n : model.nodes) {
+    const bool out_blocked = n.outputs.size() == 1 && blocked[n.outputs[0]];
+    if (out_blocked && n.op == "conv2d") {
+      const uint32_t root = find(n.outputs[0]), x = n.inputs[0];
+      ++convs[root];
+      if (!blocked[x] && !to_counted[x]) ++reorders[root], to_counted[x] = true;
+    }
+    if (reads_blocked(n)) continue;
+    for (uint32_t v : n.inputs)
+      if (blocked[v] && !from_counted[v]) ++reorders[find(v)], from_counted[v] = true;
+  }
+  for (size_t v = 0; v < nv; ++v)
+    if (blocked[v]) {
+      const uint32_t root = find(uint32_t(v));
+      if (convs[root] < 2 * reorders[root]) blocked[v] = false;
+    }
+  // A region dropped above may have fed an elementwise node of a kept one: re-check that every
+  // blocked elementwise output still has only blocked inputs (regions are closed, so this only
+  // guards the invariant the executor relies on).
+  for (const NodeDef& n : model.nodes)
+    if (n.outputs.size() == 1 && blocked[n.outputs[0]] && elementwise(n))
+      for (uint32_t v : n.inputs)
+        if (!blocked[v]) throw LoadError("internal: NCHWc plan mixes layouts at '" + n.name + "'");
+
+  // Rewrite: reorders right before the first node that needs them.
+  std::vector<NodeDef> nodes;
+  std::map<uint32_t, uint32_t> to_blocked, to_plain;
+  auto reorder = [&](uint32_t v, bool into_blocked) -> uint32_t {
+    auto& cache = into_blocked ? to_blocked : to_plain;
+    auto it = cache.find(v);
+    if (it != cache.end()) return it->second;
+    ValueDef copy = model.values[v];
+    copy.name += into_blocked ? "/nchwc" : "/nchw";
+    copy.kind = ValueKind::kActivation;
+    copy.producer = -1;
+    const uint32_t id = uint32_t(model.values.size());
+    model.values.push_back(std::move(copy));
+    blocked.push_back(into_blocked);
+    NodeDef r;
+    r.op = into_blocked ? "to_nchwc" : "from_nchwc";
+    r.name = model.values[v].name + (into_blocked ? ":to_nchwc" : ":from_nchwc");
+    r.inputs = {v};
+    r.outputs = {id};
+    nodes.push_back(std::move(r));
+    cache[v] = id;
+    return id;
+  };
+  for (NodeDef n : model.nodes) {
+    const bool out_blocked = n.outputs.size() == 1 && blocked[n.outputs[0]];
+    if (out_blocked && n.op == "conv2d" && !blocked[n.inputs[0]])
+      n.inputs[0] = reorder(n.inputs[0], true);
+    if (!reads_blocked(n))
+      for (uint32_t& v : n.inputs)
+        if (blocked[v]) v = reorder(v, false);
+    nodes.push_back(std::move(n));
+  }
+  model.nodes = std::move(nodes);
+  for (size_t i = 0; i < model.nodes.size(); ++i)
+    for (uint32_t o : model.nodes[i].outputs) model.values[o].producer = int(i);
+  return blocked;
+}
+
+}  // namespace edgefit

@@ -1,0 +1,137 @@
+// Scalar reference of the channel-blocked convolution and the layout helpers every ISA shares.
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/f32-nchwc/f32-nchwc.h"
+
+namespace edgefit {
+
+namespace {
+
+// Weight bytes of one pass for one 64-channel group: well inside the 1 MB L2 of the machines
+// measured (csrc/README.md), so the pixels of a pass reread them from L2, not L3 / DRAM.
+constexpr size_t kPassWeightBytes = 512 * 1024;
+
+// First output channel's group and the group's width.
+size_t group_channels(size_t oc, size_t group) {
+  const size_t width = kNchwcBlock * kNchwcGroupBlocks;
+  return std::min(width, oc - group * width);
+}
+
+}  // namespace
+
+void f32_nchwc_padded(const conv2d_geometry& g, size_t* hp, size_t* wp) {
+  *hp = (g.ho - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+  *wp = (g.wo - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+}
+
+bool f32_nchwc_needs_pad(const conv2d_geometry& g) {
+  size_t hp = 0, wp = 0;
+  f32_nchwc_padded(g, &hp, &wp);
+  // Without padding the output reads rows / columns [0, hp) x [0, wp) of the input in place.
+  return g.pt != 0 || g.pl != 0 || hp > g.h || wp > g.w;
+}
+
+void f32_nchwc_pad(const conv2d_geometry& g, size_t b0, size_t b1, const float* x, float* xpad) {
+  size_t hp = 0, wp = 0;
+  f32_nchwc_padded(g, &hp, &wp);
+  const size_t left = std::min(g.pl, wp), n = std::min(g.w, wp - left);
+  const size_t c = kNchwcBlock;
+  for (size_t b = b0; b < b1; ++b) {
+    float* dst = xpad + b * hp * wp * c;
+    for (size_t r = 0; r < hp; ++r, dst += wp * c) {
+      if (r < g.pt || r - g.pt >= g.h) {
+        std::memset(dst, 0, wp * c * sizeof(float));
+        continue;
+      }
+      std::memset(dst, 0, left * c * sizeof(float));
+      std::memcpy(dst + left * c, x + ((b * g.h + r - g.pt) * g.w) * c, n * c * sizeof(float));
+      std::memset(dst + (left + n) * c, 0, (wp - left - n) * c * sizeof(float));
+    }
+  }
+}
+
+void f32_nchwc_offsets(const conv2d_geometry& g, size_t wp, size_t* offs) {
+  for (size_t p = 0; p < g.ho * g.wo; ++p)
+    offs[p] = ((p / g.wo) * g.sh * wp + (p % g.wo) * g.sw) * kNchwcBlock;
+}
+
+size_t f32_nchwc_pass_blocks(size_t ic, size_t kh, size_t kw) {
+  const size_t block_bytes =
+      kh * kw * kNchwcBlock * kNchwcBlock * kNchwcGroupBlocks * sizeof(float);
+  const size_t blocks = ic / kNchwcBlock;
+  const size_t per = std::max<size_t>(1, kPassWeightBytes / block_bytes);
+  // Equal passes: 32 blocks at 14 per pass run as 11 + 11 + 10, not 14 + 14 + 4.
+  return ceil_div(blocks, ceil_div(blocks, per));
+}
+
+size_t f32_nchwc_packed_size(size_t oc, size_t ic, size_t kh, size_t kw) {
+  return oc * ic * kh * kw;
+}
+
+void f32_nchwc_pack(size_t oc, size_t ic, size_t kh, size_t kw, const float* w, float* packed) {
+  const size_t c = kNchwcBlock, taps = kh * kw, groups = ceil_div(oc, c * kNchwcGroupBlocks);
+  for (size_t grp = 0; grp < groups; ++grp) {
+    const size_t o0 = grp * c * kNchwcGroupBlocks, width = group_channels(oc, grp);
+    float* out = packed + o0 * ic * taps;
+    for (size_t ib = 0; ib < ic / c; ++ib)
+      for (size_t t = 0; t < taps; ++t)
+        for (size_t i = 0; i < c; ++i)
+          for (size_t o = 0; o < width; ++o) *out++ = w[((o0 + o) * ic + ib * c + i) * taps + t];
+  }
+}
+
+void f32_nchwc_conv__scalar(const f32_nchwc_conv_params* cp, const float* x, const float* packed,
+                            const float* bias, float* y, size_t group, size_t p0, size_t p1,
+                            const f32_minmax* params) {
+  const conv2d_geometry& g = cp->g;
+  const size_t c = kNchwcBlock, taps = g.kh * g.kw, p = g.ho * g.wo;
+  const size_t o0 = group * c * kNchwcGroupBlocks, width = group_channels(cp->oc, group);
+  const float* w = packed + o0 * cp->ic * taps;
+  for (size_t px = p0; px < p1; ++px)
+    for (size_t o = 0; o < width; ++o) {
+      float acc = bias != nullptr ? bias[o0 + o] : 0.0f;
+      for (size_t ib = 0; ib < cp->ic / c; ++ib)
+        for (size_t t = 0; t < taps; ++t) {
+          const float* xb =
+              x + ib * cp->hp * cp->wp * c + cp->offs[px] + ((t / g.kw) * cp->wp + t % g.kw) * c;
+          const float* wb = w + (ib * taps + t) * c * width + o;
+          for (size_t i = 0; i < c; ++i) acc += xb[i] * wb[i * width];
+        }
+      const size_t oc = o0 + o;
+      y[((oc / c) * p + px) * c + oc % c] = f32_clamp(acc, params);
+    }
+}
+
+void f32_nchw_to_nchwc__scalar(size_t pixels, size_t b0, size_t b1, const float* x, float* y) {
+  const size_t c = kNchwcBlock;
+  for (size_t b = b0; b < b1; ++b)
+    for (size_t i = 0; i < c; ++i) {
+      const float* src = x + (b * c + i) * pixels;
+      float* dst = y + b * pixels * c + i;
+      for (size_t px = 0; px < pixels; ++px) dst[px * c] = src[px];
+    }
+}
+
+void f32_nchwc_to_nchw__scalar(size_t pixels, size_t b0, size_t b1, const float* x, float* y) {
+  const size_t c = kNchwcBlock;
+  for (size_t b = b0; b < b1; ++b)
+    for (size_t i = 0; i < c; ++i) {
+      const float* src = x + b * pixels * c + i;
+      float* dst = y + (b * c + i) * pixels;
+      for (size_t px = 0; px < pixels; ++px) dst[px] = src[px * c];
+    }
+}
+
+void f32_nchwc_global_avgpool__scalar(size_t blocks, size_t pixels, const float* x, float* y) {
+  const size_t c = kNchwcBlock;
+  const float scale = pixels ? 1.0f / float(pixels) : 0.0f;
+  for (size_t b = 0; b < blocks; ++b) {
+    float acc[kNchwcBlock] = {};
+    for (size_t px = 0; px < pixels; ++px)
+      for (size_t i = 0; i < c; ++i) acc[i] += x[(b * pixels + px) * c + i];
+    for (size_t i = 0; i < c; ++i) y[b * c + i] = acc[i] * scale;
+  }
+}
+
+}  // namespace edgefit

@@ -1,0 +1,72 @@
+// Convolutions over channel-blocked activations (NCHW16c: [N][C / 16][H][W][16], the layout of
+// ONNX Runtime's MLAS NCHWc kernels). A tile keeps up to 6 output pixels x 64 output channels in
+// registers and reads, per input channel, one 16-channel weight vector per output block and one
+// broadcast per pixel; every input channel and tap accumulates in registers and the result is
+// stored once, straight in the blocked layout, so there is no unfold, no packed copy of the
+// activations and no transpose. Layers with these tiles run near the FMA bound where the NCHW
+// GEMM paths (f32-gemm) pay for packing, K blocks and transposes (measured: csrc/README.md).
+//
+// Channel counts are multiples of 16 (the executor only blocks such tensors: core/layout.h), so a
+// blocked tensor has exactly the bytes of its NCHW form.
+#pragma once
+
+#include "kernels/common.h"
+#include "kernels/f32-conv/f32-conv.h"
+
+namespace edgefit {
+
+constexpr size_t kNchwcBlock = 16;       // channels per block
+constexpr size_t kNchwcGroupBlocks = 4;  // output blocks per tile (64 output channels)
+
+// One prepared convolution. The input is read as [ic / 16][hp][wp][16]: the padded copy made by
+// f32_nchwc_pad when the convolution pads, else the input itself (hp = h, wp = w).
+struct f32_nchwc_conv_params {
+  conv2d_geometry g;  // dilation 1
+  size_t ic = 0, oc = 0;
+  size_t hp = 0, wp = 0;
+  size_t pass_blocks = 0;  // input-channel blocks per pass over the pixels (weights kept in L2)
+  const size_t* offs = nullptr;  // [ho * wo]: each output pixel's tap (0, 0) in floats
+};
+
+// The padded image f32_nchwc_pad writes (hp, wp: the rows / columns the output reads).
+void f32_nchwc_padded(const conv2d_geometry& g, size_t* hp, size_t* wp);
+// Whether the convolution reads a padded copy (any padding) or its input in place.
+bool f32_nchwc_needs_pad(const conv2d_geometry& g);
+// Channel blocks [b0, b1) of x ([blocks][h][w][16]) into xpad ([blocks][hp][wp][16]), zeros around.
+void f32_nchwc_pad(const conv2d_geometry& g, size_t b0, size_t b1, const float* x, float* xpad);
+// offs[p] = ((oy * sh) * wp + ox * sw) * 16 for output pixel p = oy * wo + ox.
+void f32_nchwc_offsets(const conv2d_geometry& g, size_t wp, size_t* offs);
+// Input-channel blocks per pass: a pass's weights for one 64-channel group stay within L2.
+size_t f32_nchwc_pass_blocks(size_t ic, size_t kh, size_t kw);
+
+// Weights [oc][ic][kh][kw] -> per group of 64 output channels (fewer in the last group):
+// [ic / 16][kh][kw][16 input channels][group channels]. f32_nchwc_packed_size(oc, ic, kh, kw)
+// floats (= oc * ic * kh * kw).
+size_t f32_nchwc_packed_size(size_t oc, size_t ic, size_t kh, size_t kw);
+void f32_nchwc_pack(size_t oc, size_t ic, size_t kh, size_t kw, const float* w, float* packed);
+
+// Output group `group` (64 output channels) for output pixels [p0, p1) of one image:
+// y[o][p] = clamp(bias[o] + sum over input channels and taps of w x x). x and y point at the
+// image's first block; bias may be null.
+typedef void (*f32_nchwc_conv_fn)(const f32_nchwc_conv_params* cp, const float* x,
+                                  const float* packed, const float* bias, float* y, size_t group,
+                                  size_t p0, size_t p1, const f32_minmax* params);
+
+void f32_nchwc_conv__scalar(const f32_nchwc_conv_params* cp, const float* x, const float* packed,
+                            const float* bias, float* y, size_t group, size_t p0, size_t p1,
+                            const f32_minmax* params);
+#if defined(__x86_64__) || defined(_M_X64)
+void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, const float* packed,
+                             const float* bias, float* y, size_t group, size_t p0, size_t p1,
+                             const f32_minmax* params);
+#endif
+
+// Layout changes of one image's channels [b0 * 16, b1 * 16) of `pixels` pixels each.
+void f32_nchw_to_nchwc__scalar(size_t pixels, size_t b0, size_t b1, const float* x, float* y);
+void f32_nchwc_to_nchw__scalar(size_t pixels, size_t b0, size_t b1, const float* x, float* y);
+
+// Global average pool of a blocked image ([blocks][pixels][16]) into y[blocks * 16] (NCHW order:
+// a [C, 1, 1] result has the same bytes in both layouts).
+void f32_nchwc_global_avgpool__scalar(size_t blocks, size_t pixels, const float* x, float* y);
+
+}  // namespace edgefit

@@ -1,0 +1,101 @@
+"""The channel-blocked (NCHW16c) layout plan through whole graphs: where the runtime blocks a region
+(dense convolutions with whole 16-channel blocks, adds, a global average pool reading blocked
+input, reorders at the borders) and where it keeps NCHW, against the numpy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgefit.compiler import reference
+from edgefit.compiler.ir import Graph, Node, Value, freeze, verify
+from edgefit.runtime import Session
+
+
+def _conv(name, x, y, w, b, stride=1, pad=0, act="none"):
+    attrs = {"stride": (stride, stride), "padding": (pad,) * 4, "dilation": (1, 1), "groups": 1, "act": act}
+    return Node("conv2d", name, (x, w, b), (y,), freeze(attrs), "test.py:1")
+
+
+def _graph(h, n: int, hw: int) -> tuple[Graph, dict[str, np.ndarray]]:
+    """x -> 3x3 (16->32) -> 1x1 (32->80) -> 3x3/2 (80->80) + 1x1 (80->80) -> add+relu -> global pool,
+    and the add's output also max-pooled (an op that reads NCHW: a reorder back)."""
+    rng = np.random.default_rng(hw)
+    half = (hw - 1) // 2 + 1
+    shapes = {"x": (n, 16, hw, hw), "a": (n, 32, hw, hw), "b": (n, 80, hw, hw), "c": (n, 80, half, half)}
+    shapes |= {"d": (n, 80, half, half), "s": (n, 80, half, half), "g": (n, 80, 1, 1)}
+    shapes |= {"m": (n, 80, half // 2, half // 2)}
+    consts = {}
+    nodes = []
+    for name, x, y, ci, co, k, stride, act in [
+        ("c1", "x", "a", 16, 32, 3, 1, "relu"),
+        ("c2", "a", "b", 32, 80, 1, 1, "none"),
+        ("c3", "b", "c", 80, 80, 3, 2, "relu"),
+        ("c4", "c", "d", 80, 80, 1, 1, "none"),
+    ]:
+        consts[f"{name}.w"] = h.encode(rng.standard_normal((co, ci, k, k)).astype(np.float32) / k, "dense")
+        consts[f"{name}.b"] = h.encode(rng.standard_normal(co).astype(np.float32), "dense")
+        nodes.append(_conv(name, x, y, f"{name}.w", f"{name}.b", stride, k // 2, act))
+    nodes.append(Node("add", "add", ("c", "d"), ("s",), freeze({"act": "relu"}), "test.py:1"))
+    nodes.append(Node("global_avg_pool", "gap", ("s",), ("g",), freeze({}), "test.py:1"))
+    pool = {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0, 0, 0)}
+    nodes.append(Node("max_pool2d", "mp", ("s",), ("m",), freeze(pool), "test.py:1"))
+    values = {k: Value(k, v, "f32") for k, v in shapes.items()}
+    for k, c in consts.items():
+        values[k] = Value(k, tuple(c.shape), "f32")
+    graph = verify(Graph(("x",), ("g", "m"), tuple(nodes), values, consts, {"model": "test"}))
+    return graph, {"x": rng.standard_normal(shapes["x"]).astype(np.float32)}
+
+
+def _cpu_has_avx512() -> bool:
+    from edgefit.runtime import _native
+
+    return bool(_native.cpu()["avx512f"])
+
+
+@pytest.mark.parametrize("n,hw", [(1, 9), (2, 12)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blocked_region_matches_reference(h, artifact, isa, n, hw, threads):
+    graph, feeds = _graph(h, n, hw)
+    s = Session(artifact(graph), threads=threads, isa=isa)
+    got, want = s.run(feeds), reference.run(graph, feeds)
+    for name in want:
+        assert h.rel_err(got[name], want[name]) <= 2e-5, name
+    kernels = {node["name"]: node["kernel"] for node in s.nodes}
+    if isa == "avx512":
+        assert all("nchwc" in kernels[c] for c in ("c1", "c2", "c3", "c4")), kernels
+        assert kernels["x:to_nchwc"].startswith("f32_nchw_to_nchwc")
+        assert kernels["s:from_nchwc"].startswith("f32_nchwc_to_nchw")  # max pool reads NCHW
+        assert "nchwc" in kernels["gap"]  # reads the blocked tensor directly
+    else:
+        assert not any("nchwc" in k for k in kernels.values()), kernels
+
+
+def test_default_isa_blocks_where_avx512_runs(h, artifact):
+    graph, _ = _graph(h, 1, 9)
+    s = Session(artifact(graph))
+    blocked = any("nchwc" in node["kernel"] for node in s.nodes)
+    assert blocked == _cpu_has_avx512()
+
+
+def test_lone_convolution_stays_nchw(h, artifact):
+    """One convolution between two NCHW ops (max pools) would pay two reorders for one conv."""
+    if not _cpu_has_avx512():
+        pytest.skip("the blocked convolutions need AVX-512F, which this CPU lacks")
+    rng = np.random.default_rng(3)
+    pool = freeze({"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0, 0, 0)})
+    consts = {"w": h.encode(rng.standard_normal((32, 16, 1, 1)).astype(np.float32), "dense")}
+    consts["b"] = h.encode(rng.standard_normal(32).astype(np.float32), "dense")
+    nodes = (
+        Node("max_pool2d", "p1", ("x",), ("a",), pool, "test.py:1"),
+        _conv("c", "a", "b2", "w", "b"),
+        Node("max_pool2d", "p2", ("b2",), ("y",), pool, "test.py:1"),
+    )
+    shapes = {"x": (1, 16, 16, 16), "a": (1, 16, 8, 8), "b2": (1, 32, 8, 8), "y": (1, 32, 4, 4)}
+    values = {k: Value(k, v, "f32") for k, v in shapes.items()}
+    values |= {k: Value(k, tuple(c.shape), "f32") for k, c in consts.items()}
+    graph = verify(Graph(("x",), ("y",), nodes, values, consts, {"model": "test"}))
+    feeds = {"x": rng.standard_normal(shapes["x"]).astype(np.float32)}
+    s = Session(artifact(graph), isa="avx512")
+    assert "nchwc" not in s.kernel_of("c")
+    assert h.rel_err(s.run(feeds)["y"], reference.run(graph, feeds)["y"]) <= 2e-5
