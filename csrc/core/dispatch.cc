@@ -197,7 +197,12 @@ PoolConfig select_pool(Isa isa) {
 NchwcConfig select_nchwc(Isa isa) {
   NchwcConfig c;
 #if defined(__x86_64__)
-  if (isa == Isa::kAvx512) c.conv = K(f32_nchwc_conv__avx512f);
+  if (isa == Isa::kAvx512) {
+    c.conv = K(f32_nchwc_conv__avx512f);
+    c.dwconv = K(f32_nchwc_dwconv__avx512f);
+    c.to_blocked = K(f32_nchw_to_nchwc__avx512f);
+    c.to_plain = K(f32_nchwc_to_nchw__avx512f);
+  }
 #endif
   (void)isa;
   return c;
@@ -261,12 +266,13 @@ std::vector<KernelInfo> kernel_registry(const CpuInfo& cpu) {
     const PoolConfig p = select_pool(isa);
     for (const char* n : {p.max.name, p.avg.name, p.global_avg.name}) add(n, "f32-pool");
     add(select_nchwc(isa).conv.name, "f32-nchwc");
+    add(select_nchwc(isa).dwconv.name, "f32-nchwc");
+    add(select_nchwc(isa).to_blocked.name, "f32-nchwc");
+    add(select_nchwc(isa).to_plain.name, "f32-nchwc");
     // What blocked regions run around their convolutions: scalar code, but run only where the
     // convolutions are (listed as available elsewhere it would never be selected).
     if (select_nchwc(isa).conv.fn != nullptr && cpu.supports(isa))
-      for (const char* n : {"f32_nchw_to_nchwc__scalar", "f32_nchwc_to_nchw__scalar",
-                            "f32_nchwc_global_avgpool__scalar"})
-        add(n, "f32-nchwc");
+      add("f32_nchwc_global_avgpool__scalar", "f32-nchwc");
   }
   add("f32_quantize_u8__scalar", "u8-quant");
   add("u8_dequantize_f32__scalar", "u8-quant");

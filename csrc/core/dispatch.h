@@ -72,6 +72,8 @@ struct PoolConfig {
 // no tiles for them, and then the executor keeps every tensor NCHW (core/layout.h).
 struct NchwcConfig {
   Kernel<f32_nchwc_conv_fn> conv;
+  Kernel<f32_nchwc_dwconv_fn> dwconv;  // set whenever conv is, as are the reorders
+  Kernel<f32_nchwc_reorder_fn> to_blocked, to_plain;
 };
 
 struct KernelSet {

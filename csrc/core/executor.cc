@@ -297,15 +297,20 @@ void Runtime::prepare_node(size_t index) {
     if (blocked_[yi]) {
       // Channel-blocked input and output (core/layout.h): the NCHWc tiles over the input itself
       // or, where the convolution pads, over a padded copy (measured: csrc/README.md).
-      if (!blocked_[xi] || G != 1 || dh != 1 || dw != 1 || Ci % kNchwcBlock || Co % kNchwcBlock)
+      if (!blocked_[xi] || (G != 1 && !depthwise) || dh != 1 || dw != 1 || Ci % kNchwcBlock ||
+          Co % kNchwcBlock || (depthwise && kh * kw > 64) || w.encoding == Encoding::kBsr ||
+          w.encoding == Encoding::kCodebook)
         c.fail("internal: not a channel-blocked convolution");
       const float* wd = dense_weights(c, w, owned_);
-      owned_.emplace_back(f32_nchwc_packed_size(Co, Ci, kh, kw));
+      owned_.emplace_back(f32_nchwc_packed_size(Co, Cig, kh, kw));
       float* packed = owned_.back().data();
-      f32_nchwc_pack(Co, Ci, kh, kw, wd, packed);
+      if (depthwise)
+        f32_nchwc_dw_pack(Co, kh, kw, wd, packed);
+      else
+        f32_nchwc_pack(Co, Ci, kh, kw, wd, packed);
       const conv2d_geometry geo{
           H, W, Ho, Wo, kh, kw, size_t(sh), size_t(sw), size_t(pad[0]), size_t(pad[1]), 1, 1};
-      const bool padded = f32_nchwc_needs_pad(geo);
+      const bool padded = !depthwise && f32_nchwc_needs_pad(geo);  // depthwise pads in-kernel
       f32_nchwc_conv_params cp;
       cp.g = geo;
       cp.ic = Ci;
@@ -320,13 +325,16 @@ void Runtime::prepare_node(size_t index) {
       cp.offs = offs->data();
       // Tasks: every 64-channel group, its pixels split (in whole 6-pixel tiles) only as far as
       // the threads need work: each split reads the group's weights once more.
-      const size_t groups = ceil_div(Co, kNchwcBlock * kNchwcGroupBlocks),
-                   threads = pool->threads();
+      // Depthwise: every 16-channel block is a unit of work, and split likewise.
+      const size_t groups =
+          depthwise ? Co / kNchwcBlock : ceil_div(Co, kNchwcBlock * kNchwcGroupBlocks);
+      const size_t threads = pool->threads();
       const size_t splits =
           threads > 1 ? std::min(ceil_div(4 * threads, groups), ceil_div(P, 6)) : 1;
       const size_t chunk = ceil_div(ceil_div(P, splits), 6) * 6;
       const auto kern = ks.nchwc.conv;
-      step.stats.kernel = kern.name;
+      const auto dwkern = ks.nchwc.dwconv;
+      step.stats.kernel = depthwise ? dwkern.name : kern.name;
       step.fn = [=, this]() {
         const float* xp = f32(xi);
         float* yp = f32(yi);
@@ -340,9 +348,12 @@ void Runtime::prepare_node(size_t index) {
           }
           pool->parallel_for(groups * splits, [&](size_t t) {
             const size_t grp = t / splits, p0 = (t % splits) * chunk;
-            if (p0 < P)
-              kern.fn(&cp, xb, packed, bias, yp + b * Co * P, grp, p0, std::min(P, p0 + chunk),
-                      &mm);
+            if (p0 >= P) return;
+            const size_t p1 = std::min(P, p0 + chunk);
+            if (depthwise)
+              dwkern.fn(&cp, xb, packed, bias, yp + b * Co * P, grp, grp + 1, p0, p1, &mm);
+            else
+              kern.fn(&cp, xb, packed, bias, yp + b * Co * P, grp, p0, p1, &mm);
           });
         }
         (void)offs;  // owns cp.offs
@@ -949,8 +960,9 @@ void Runtime::prepare_node(size_t index) {
     c.expect_shape(y, x.shape);
     const size_t images = size_t(x.shape[0]), blocks = size_t(x.shape[1]) / kNchwcBlock;
     const size_t pixels = size_t(x.shape[2] * x.shape[3]);
-    const auto fn = into ? f32_nchw_to_nchwc__scalar : f32_nchwc_to_nchw__scalar;
-    step.stats.kernel = into ? "f32_nchw_to_nchwc__scalar" : "f32_nchwc_to_nchw__scalar";
+    const auto kern = into ? ks.nchwc.to_blocked : ks.nchwc.to_plain;
+    const auto fn = kern.fn;
+    step.stats.kernel = kern.name;
     step.fn = [=, this]() {
       const size_t image = blocks * kNchwcBlock * pixels;
       pool->parallel_for(images * blocks, [&](size_t t) {

@@ -38,8 +38,14 @@ bool blocked_conv(const Model& m, const NodeDef& n) {
   const ValueDef& y = m.values[n.outputs[0]];
   const bool dense_weights = w.kind == ValueKind::kConstant && w.shape.size() == 4 &&
                              (w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8);
-  return dense_weights && blockable(x) && blockable(y) && w.shape[1] == x.shape[1] &&
-         attr_all_ones(n, "groups") && attr_all_ones(n, "dilation");
+  if (!dense_weights || !blockable(x) || !blockable(y) || !attr_all_ones(n, "dilation"))
+    return false;
+  auto it = n.attrs.find("groups");
+  const int64_t groups = it == n.attrs.end() || it->second.ints.empty() ? 1 : it->second.ints[0];
+  if (groups == 1) return w.shape[1] == x.shape[1];
+  // Depthwise: one filter per channel (filters of at most 64 taps, f32_nchwc_dwconv).
+  return groups == x.shape[1] && w.shape[0] == x.shape[1] && y.shape[1] == x.shape[1] &&
+         w.shape[1] == 1 && w.shape[2] > 0 && w.shape[3] > 0 && w.shape[2] * w.shape[3] <= 64;
 }
 
 bool elementwise(const NodeDef& n) {

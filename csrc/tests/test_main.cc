@@ -562,6 +562,17 @@ static void test_conv_t(Isa isa) {
 static void test_nchwc(Isa isa) {
   const NchwcConfig nc = select_kernels(CpuInfo::host(), isa).nchwc;
   std::mt19937 rng(23);
+  // This ISA's reorders against the scalar ones, pixel tails included (exact: only moves).
+  for (size_t pixels : {1, 15, 16, 35, 49}) {
+    if (nc.to_blocked.fn == nullptr) break;
+    auto x = randv(rng, 32 * pixels);
+    std::vector<float> want(x.size()), got(x.size(), 9.0f), back(x.size(), 9.0f);
+    f32_nchw_to_nchwc__scalar(pixels, 0, 2, x.data(), want.data());
+    nc.to_blocked.fn(pixels, 0, 2, x.data(), got.data());
+    CHECK(got == want);
+    nc.to_plain.fn(pixels, 0, 2, got.data(), back.data());
+    CHECK(back == x);
+  }
   const f32_minmax mm{-1.0f, 1.5f};
   struct Case {
     size_t ic, oc, h, w, k, s, pad, pass;  // pass: blocks per pass, 0 = the default
@@ -641,6 +652,56 @@ static void test_nchwc(Isa isa) {
       gap_want[c] = float(a / double(cs.h * cs.w));
     }
     CHECK(max_err(gap, gap_want) < 1e-5f);
+  }
+}
+
+// The blocked depthwise convolution against its NCHW definition, scalar and this ISA's.
+static void test_nchwc_dw(Isa isa) {
+  const NchwcConfig nc = select_kernels(CpuInfo::host(), isa).nchwc;
+  std::mt19937 rng(29);
+  const f32_minmax mm{0.0f, 6.0f};
+  struct Case {
+    size_t c, h, w, k, s;
+  };
+  const Case cases[] = {{32, 7, 9, 3, 1},   {48, 9, 8, 3, 2}, {16, 6, 6, 5, 1},
+                        {32, 11, 11, 5, 2}, {16, 1, 1, 3, 1}, {16, 3, 2, 3, 2}};
+  for (const Case& cs : cases) {
+    const size_t pad = cs.k / 2;
+    conv2d_geometry g{cs.h, cs.w, 0, 0, cs.k, cs.k, cs.s, cs.s, pad, pad, 1, 1};
+    g.ho = (cs.h + 2 * pad - cs.k) / cs.s + 1;
+    g.wo = (cs.w + 2 * pad - cs.k) / cs.s + 1;
+    const size_t p = g.ho * g.wo, taps = cs.k * cs.k, blocks = cs.c / kNchwcBlock;
+    auto x = randv(rng, cs.c * cs.h * cs.w), w = randv(rng, cs.c * taps), bias = randv(rng, cs.c);
+    std::vector<float> want(cs.c * p);
+    for (size_t ch = 0; ch < cs.c; ++ch)
+      for (size_t px = 0; px < p; ++px) {
+        double a = bias[ch];
+        for (size_t t = 0; t < taps; ++t) {
+          const ptrdiff_t iy = ptrdiff_t((px / g.wo) * cs.s + t / cs.k) - ptrdiff_t(pad);
+          const ptrdiff_t ix = ptrdiff_t((px % g.wo) * cs.s + t % cs.k) - ptrdiff_t(pad);
+          if (iy < 0 || ix < 0 || iy >= ptrdiff_t(cs.h) || ix >= ptrdiff_t(cs.w)) continue;
+          a += double(w[ch * taps + t]) * x[(ch * cs.h + size_t(iy)) * cs.w + size_t(ix)];
+        }
+        want[ch * p + px] = f32_clamp(float(a), &mm);
+      }
+    std::vector<float> xb(x.size()), packed(cs.c * taps, 9.0f);
+    f32_nchw_to_nchwc__scalar(cs.h * cs.w, 0, blocks, x.data(), xb.data());
+    f32_nchwc_dw_pack(cs.c, cs.k, cs.k, w.data(), packed.data());
+    f32_nchwc_conv_params cp;
+    cp.g = g;
+    cp.ic = cp.oc = cs.c;
+    for (f32_nchwc_dwconv_fn fn : {f32_nchwc_dwconv_fn(f32_nchwc_dwconv__scalar), nc.dwconv.fn}) {
+      if (fn == nullptr) continue;
+      for (size_t split : {p, size_t(5)}) {  // all pixels at once, or 5-pixel tasks
+        std::vector<float> yb(cs.c * p, 1e9f), got(cs.c * p, 3.0f);
+        for (size_t b = 0; b < blocks; ++b)
+          for (size_t p0 = 0; p0 < p; p0 += split)
+            fn(&cp, xb.data(), packed.data(), bias.data(), yb.data(), b, b + 1, p0,
+               std::min(p, p0 + split), &mm);
+        f32_nchwc_to_nchw__scalar(p, 0, blocks, yb.data(), got.data());
+        CHECK(max_err(got, want) < 1e-4f);
+      }
+    }
   }
 }
 
@@ -751,6 +812,7 @@ int main(int argc, char** argv) {
     test_gemm_t(isa);
     test_conv_t(isa);
     test_nchwc(isa);
+    test_nchwc_dw(isa);
     test_im2col_packed(isa);
     std::printf("%s kernels checked against scalar\n", isa_name(isa));
   }

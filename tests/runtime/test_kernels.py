@@ -61,18 +61,28 @@ def _coverage_graphs(h) -> list[tuple[Graph, dict[str, np.ndarray]]]:
     values = {"x": Value("x", x.shape), "q": Value("q", x.shape, "u8"), "y": Value("y", x.shape)}
     nodes = (Node("quantize", "n0", ("x",), ("q",), q), Node("dequantize", "n1", ("q",), ("y",), q))
     out.append((verify(Graph(("x",), ("y",), nodes, values, {}, {})), {"x": x}))
-    # Four 16-channel convolutions into a global pool and a max pool: a channel-blocked region
-    # (f32_nchwc_*) with a reorder in and one back out.
+    # Four 16-channel convolutions (the second depthwise) into a global pool and a max pool: a
+    # channel-blocked region (f32_nchwc_*) with a reorder in and one back out.
     xb = rng.standard_normal((1, 16, 8, 8)).astype(np.float32)
-    attrs = freeze({"stride": (1, 1), "padding": (1, 1, 1, 1), "dilation": (1, 1), "groups": 1})
+    groups = (1, 16, 1, 1)
     consts = {
-        f"w{i}": h.encode(rng.standard_normal((16, 16, 3, 3)).astype(np.float32), "dense") for i in range(4)
+        f"w{i}": h.encode(rng.standard_normal((16, 16 // g, 3, 3)).astype(np.float32), "dense")
+        for i, g in enumerate(groups)
     }
     chain = ("x", "a0", "a1", "a2", "a3")
     values = {v: Value(v, (1, 16, 8, 8)) for v in chain}
     values |= {"y": Value("y", (1, 16, 1, 1)), "z": Value("z", (1, 16, 4, 4))}
     values |= {k: Value(k, c.shape) for k, c in consts.items()}
-    nodes = tuple(Node("conv2d", f"c{i}", (chain[i], f"w{i}"), (chain[i + 1],), attrs) for i in range(4))
+    nodes = tuple(
+        Node(
+            "conv2d",
+            f"c{i}",
+            (chain[i], f"w{i}"),
+            (chain[i + 1],),
+            freeze({"stride": (1, 1), "padding": (1, 1, 1, 1), "dilation": (1, 1), "groups": g}),
+        )
+        for i, g in enumerate(groups)
+    )
     nodes += (
         Node("global_avg_pool", "gap", ("a3",), ("y",), freeze({})),
         Node("max_pool2d", "mp", ("a3",), ("z",), freeze({"kernel": (2, 2)})),

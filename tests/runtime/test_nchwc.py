@@ -99,3 +99,47 @@ def test_lone_convolution_stays_nchw(h, artifact):
     s = Session(artifact(graph), isa="avx512")
     assert "nchwc" not in s.kernel_of("c")
     assert h.rel_err(s.run(feeds)["y"], reference.run(graph, feeds)["y"]) <= 2e-5
+
+
+def _dw(name, x, y, w, b, stride, k):
+    attrs = {
+        "stride": (stride, stride),
+        "padding": (k // 2,) * 4,
+        "dilation": (1, 1),
+        "groups": 32,
+        "act": "relu6",
+    }
+    return Node("conv2d", name, (x, w, b), (y,), freeze(attrs), "test.py:1")
+
+
+@pytest.mark.parametrize("k,stride,hw", [(3, 1, 11), (3, 2, 14), (5, 2, 9), (5, 1, 2)])
+def test_blocked_depthwise_block_matches_reference(h, artifact, isa, k, stride, hw):
+    """An inverted-residual block (1x1 expand, depthwise, 1x1 project, add) runs blocked throughout."""
+    rng = np.random.default_rng(k * 10 + stride)
+    ho = (hw + 2 * (k // 2) - k) // stride + 1
+    shapes = {"x": (1, 16, hw, hw), "e": (1, 32, hw, hw), "d": (1, 32, ho, ho), "p": (1, 16, ho, ho)}
+    shapes |= {"q": (1, 16, ho, ho), "s": (1, 16, ho, ho), "g": (1, 16, 1, 1)}
+    rand = lambda *s: h.encode(rng.standard_normal(s).astype(np.float32) / 4, "dense")  # noqa: E731
+    consts = {
+        "we": rand(32, 16, 1, 1),
+        "wd": rand(32, 1, k, k),
+        "wp": rand(16, 32, 1, 1),
+        "wq": rand(16, 16, 1, 1),
+    }
+    consts |= {"be": rand(32), "bd": rand(32), "bp": rand(16), "bq": rand(16)}
+    nodes = (
+        _conv("e", "x", "e", "we", "be", act="relu6"),
+        _dw("dw", "e", "d", "wd", "bd", stride, k),
+        _conv("p", "d", "p", "wp", "bp"),
+        _conv("q", "p", "q", "wq", "bq"),
+        Node("add", "add", ("p", "q"), ("s",), freeze({"act": "none"}), "test.py:1"),
+        Node("global_avg_pool", "gap", ("s",), ("g",), freeze({}), "test.py:1"),
+    )
+    values = {n: Value(n, s, "f32") for n, s in shapes.items()}
+    values |= {n: Value(n, tuple(c.shape), "f32") for n, c in consts.items()}
+    graph = verify(Graph(("x",), ("g",), nodes, values, consts, {"model": "test"}))
+    feeds = {"x": rng.standard_normal(shapes["x"]).astype(np.float32)}
+    s = Session(artifact(graph), isa=isa)
+    assert h.rel_err(s.run(feeds)["g"], reference.run(graph, feeds)["g"]) <= 2e-5
+    if isa == "avx512":
+        assert s.kernel_of("dw") == "f32_nchwc_dwconv__avx512f"

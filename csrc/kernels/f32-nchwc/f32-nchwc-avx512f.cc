@@ -3,6 +3,12 @@
 // broadcast: 29 of the 32 registers at 6 x 4.
 #include <immintrin.h>
 
+// GCC 12's own AVX-512 intrinsics pass an undefined source (_mm512_undefined_ps) to their
+// builtins and then warn that it "may be used uninitialized" once inlined here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include <algorithm>
 
 #include "kernels/f32-nchwc/f32-nchwc.h"
@@ -54,8 +60,7 @@ void tile(const float* x, const size_t* offs, size_t block_stride, size_t row_st
 #pragma GCC unroll 6
     for (size_t i = 0; i < P; ++i) {
       __m512 v = acc[i][b];
-      // maskz: the plain min / max pass GCC 12 an undefined source it warns about here.
-      if (last) v = _mm512_maskz_min_ps(0xFFFF, _mm512_maskz_max_ps(0xFFFF, v, lo), hi);
+      if (last) v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
       _mm512_storeu_ps(y + b * y_stride + i * kC, v);
     }
 }
@@ -91,6 +96,148 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
       const size_t n = std::min<size_t>(6, p1 - px);
       row[n - 1](xb, cp->offs + px, block_stride, row_stride, nb, g.kh, g.kw, wb, bg, yg + px * kC,
                  p * kC, first, last, params);
+    }
+  }
+}
+
+void f32_nchwc_dwconv__avx512f(const f32_nchwc_conv_params* cp, const float* x, const float* packed,
+                               const float* bias, float* y, size_t b0, size_t b1, size_t p0,
+                               size_t p1, const f32_minmax* params) {
+  const conv2d_geometry& g = cp->g;
+  const size_t taps = g.kh * g.kw, p = g.ho * g.wo;
+  if (taps > 64) {  // no depthwise filter this large runs blocked (layout.cc); stay correct
+    f32_nchwc_dwconv__scalar(cp, x, packed, bias, y, b0, b1, p0, p1, params);
+    return;
+  }
+  const ptrdiff_t h = ptrdiff_t(g.h), w = ptrdiff_t(g.w);
+  size_t tap_off[64];
+  for (size_t t = 0; t < taps; ++t) tap_off[t] = ((t / g.kw) * g.w + t % g.kw) * kC;
+  // Output columns whose taps all fall inside the row: [ox_lo, ox_hi).
+  const size_t ox_lo = ceil_div(g.pl, g.sw);
+  const size_t ox_hi =
+      g.w + g.pl >= g.kw ? std::min(g.wo, (g.w + g.pl - g.kw) / g.sw + 1) : size_t(0);
+  const __m512 lo = _mm512_set1_ps(params->min), hi = _mm512_set1_ps(params->max);
+  auto clamp = [&](__m512 v) { return _mm512_min_ps(_mm512_max_ps(v, lo), hi); };
+  for (size_t b = b0; b < b1; ++b) {
+    const float* xb = x + b * g.h * g.w * kC;
+    const float* wb = packed + b * taps * kC;
+    const __m512 init = bias != nullptr ? _mm512_loadu_ps(bias + b * kC) : _mm512_setzero_ps();
+    float* yb = y + b * p * kC;
+    for (size_t px = p0; px < p1;) {
+      const size_t oy = px / g.wo, ox = px % g.wo;
+      const ptrdiff_t iy0 = ptrdiff_t(oy * g.sh) - ptrdiff_t(g.pt);
+      const ptrdiff_t ix0 = ptrdiff_t(ox * g.sw) - ptrdiff_t(g.pl);
+      const bool row_inside = iy0 >= 0 && iy0 + ptrdiff_t(g.kh) <= h;
+      if (row_inside && ox >= ox_lo && ox + 4 <= ox_hi && px + 4 <= p1) {
+        // 4 pixels whose every tap is inside the image share each weight vector load.
+        const float* x0 = xb + (iy0 * w + ix0) * ptrdiff_t(kC);
+        const size_t step = g.sw * kC;
+        __m512 a0 = init, a1 = init, a2 = init, a3 = init;
+        for (size_t t = 0; t < taps; ++t) {
+          const __m512 wv = _mm512_loadu_ps(wb + t * kC);
+          const float* xt = x0 + tap_off[t];
+          a0 = _mm512_fmadd_ps(_mm512_loadu_ps(xt), wv, a0);
+          a1 = _mm512_fmadd_ps(_mm512_loadu_ps(xt + step), wv, a1);
+          a2 = _mm512_fmadd_ps(_mm512_loadu_ps(xt + 2 * step), wv, a2);
+          a3 = _mm512_fmadd_ps(_mm512_loadu_ps(xt + 3 * step), wv, a3);
+        }
+        _mm512_storeu_ps(yb + px * kC, clamp(a0));
+        _mm512_storeu_ps(yb + (px + 1) * kC, clamp(a1));
+        _mm512_storeu_ps(yb + (px + 2) * kC, clamp(a2));
+        _mm512_storeu_ps(yb + (px + 3) * kC, clamp(a3));
+        px += 4;
+        continue;
+      }
+      // One pixel, taps outside the image skipped (the zero padding).
+      __m512 a0 = init;
+      for (size_t ky = 0; ky < g.kh; ++ky) {
+        const ptrdiff_t iy = iy0 + ptrdiff_t(ky);
+        if (iy < 0 || iy >= h) continue;
+        for (size_t kx = 0; kx < g.kw; ++kx) {
+          const ptrdiff_t ix = ix0 + ptrdiff_t(kx);
+          if (ix < 0 || ix >= w) continue;
+          a0 = _mm512_fmadd_ps(_mm512_loadu_ps(xb + (iy * w + ix) * ptrdiff_t(kC)),
+                               _mm512_loadu_ps(wb + (ky * g.kw + kx) * kC), a0);
+        }
+      }
+      _mm512_storeu_ps(yb + px * kC, clamp(a0));
+      ++px;
+    }
+  }
+}
+
+namespace {
+
+// r[i] <- column i of the 16 x 16 matrix whose rows are r[0..15] (in place).
+inline void transpose16(__m512* r) {
+  __m512 t[16], u[16];
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  // u[4k + c], 128-bit lane L: column 4L + c of rows 4k..4k+3.
+  for (int k = 0; k < 4; ++k) {
+    u[4 * k] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
+    u[4 * k + 1] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
+    u[4 * k + 2] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
+    u[4 * k + 3] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+    const __m512 b = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+    const __m512 a2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+    const __m512 b2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+    r[c] = _mm512_shuffle_f32x4(a, a2, 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(a, a2, 0xDD);
+    r[4 + c] = _mm512_shuffle_f32x4(b, b2, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(b, b2, 0xDD);
+  }
+}
+
+}  // namespace
+
+void f32_nchw_to_nchwc__avx512f(size_t pixels, size_t b0, size_t b1, const float* x, float* y) {
+  const size_t full = pixels / kC * kC;
+  for (size_t b = b0; b < b1; ++b) {
+    __m512 r[16];
+    for (size_t px = 0; px < full; px += kC) {
+      for (size_t i = 0; i < kC; ++i) r[i] = _mm512_loadu_ps(x + (b * kC + i) * pixels + px);
+      transpose16(r);
+      for (size_t j = 0; j < kC; ++j) _mm512_storeu_ps(y + (b * pixels + px + j) * kC, r[j]);
+    }
+    if (full < pixels) {
+      // The last pixels: each channel's tail copied into a zeroed row, the same transpose.
+      alignas(64) float tail[kC][kC] = {};
+      for (size_t i = 0; i < kC; ++i)
+        for (size_t px = full; px < pixels; ++px)
+          tail[i][px - full] = x[(b * kC + i) * pixels + px];
+      for (size_t i = 0; i < kC; ++i) r[i] = _mm512_load_ps(tail[i]);
+      transpose16(r);
+      for (size_t j = 0; j < pixels - full; ++j)
+        _mm512_storeu_ps(y + (b * pixels + full + j) * kC, r[j]);
+    }
+  }
+}
+
+void f32_nchwc_to_nchw__avx512f(size_t pixels, size_t b0, size_t b1, const float* x, float* y) {
+  const size_t full = pixels / kC * kC;
+  for (size_t b = b0; b < b1; ++b) {
+    __m512 r[16];
+    for (size_t px = 0; px < full; px += kC) {
+      for (size_t i = 0; i < kC; ++i) r[i] = _mm512_loadu_ps(x + (b * pixels + px + i) * kC);
+      transpose16(r);
+      for (size_t j = 0; j < kC; ++j) _mm512_storeu_ps(y + (b * kC + j) * pixels + px, r[j]);
+    }
+    if (full < pixels) {
+      const size_t n = pixels - full;
+      for (size_t i = 0; i < kC; ++i)
+        r[i] = i < n ? _mm512_loadu_ps(x + (b * pixels + full + i) * kC) : _mm512_setzero_ps();
+      transpose16(r);
+      alignas(64) float row[kC];
+      for (size_t j = 0; j < kC; ++j) {
+        _mm512_store_ps(row, r[j]);
+        for (size_t i = 0; i < n; ++i) y[(b * kC + j) * pixels + full + i] = row[i];
+      }
     }
   }
 }

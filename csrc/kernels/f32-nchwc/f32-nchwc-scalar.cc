@@ -103,6 +103,33 @@ void f32_nchwc_conv__scalar(const f32_nchwc_conv_params* cp, const float* x, con
     }
 }
 
+void f32_nchwc_dw_pack(size_t c, size_t kh, size_t kw, const float* w, float* packed) {
+  const size_t taps = kh * kw;
+  for (size_t ch = 0; ch < c; ++ch)
+    for (size_t t = 0; t < taps; ++t)
+      packed[((ch / kNchwcBlock) * taps + t) * kNchwcBlock + ch % kNchwcBlock] = w[ch * taps + t];
+}
+
+void f32_nchwc_dwconv__scalar(const f32_nchwc_conv_params* cp, const float* x, const float* packed,
+                              const float* bias, float* y, size_t b0, size_t b1, size_t p0,
+                              size_t p1, const f32_minmax* params) {
+  const conv2d_geometry& g = cp->g;
+  const size_t c = kNchwcBlock, taps = g.kh * g.kw, p = g.ho * g.wo;
+  for (size_t b = b0; b < b1; ++b)
+    for (size_t px = p0; px < p1; ++px)
+      for (size_t i = 0; i < c; ++i) {
+        float acc = bias != nullptr ? bias[b * c + i] : 0.0f;
+        for (size_t t = 0; t < taps; ++t) {
+          const ptrdiff_t iy = ptrdiff_t((px / g.wo) * g.sh + t / g.kw) - ptrdiff_t(g.pt);
+          const ptrdiff_t ix = ptrdiff_t((px % g.wo) * g.sw + t % g.kw) - ptrdiff_t(g.pl);
+          if (iy < 0 || ix < 0 || iy >= ptrdiff_t(g.h) || ix >= ptrdiff_t(g.w)) continue;
+          acc += packed[(b * taps + t) * c + i] *
+                 x[((b * g.h + size_t(iy)) * g.w + size_t(ix)) * c + i];
+        }
+        y[(b * p + px) * c + i] = f32_clamp(acc, params);
+      }
+}
+
 void f32_nchw_to_nchwc__scalar(size_t pixels, size_t b0, size_t b1, const float* x, float* y) {
   const size_t c = kNchwcBlock;
   for (size_t b = b0; b < b1; ++b)

@@ -61,9 +61,33 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
                              const f32_minmax* params);
 #endif
 
+// Depthwise convolution of a blocked image (one filter per channel; cp: g, ic = oc = channels;
+// hp, wp, offs and pass_blocks unused): channel blocks [b0, b1) x output pixels [p0, p1). x is
+// the unpadded input ([c / 16][h][w][16]): taps outside it are skipped, so no padded copy of the
+// (large, 56x56-112x112) depthwise inputs is made. Weights [c][1][kh][kw] packed as
+// [c / 16][kh * kw][16] (f32_nchwc_dw_pack; c * kh * kw floats).
+void f32_nchwc_dw_pack(size_t c, size_t kh, size_t kw, const float* w, float* packed);
+typedef void (*f32_nchwc_dwconv_fn)(const f32_nchwc_conv_params* cp, const float* x,
+                                    const float* packed, const float* bias, float* y, size_t b0,
+                                    size_t b1, size_t p0, size_t p1, const f32_minmax* params);
+void f32_nchwc_dwconv__scalar(const f32_nchwc_conv_params* cp, const float* x, const float* packed,
+                              const float* bias, float* y, size_t b0, size_t b1, size_t p0,
+                              size_t p1, const f32_minmax* params);
+#if defined(__x86_64__) || defined(_M_X64)
+void f32_nchwc_dwconv__avx512f(const f32_nchwc_conv_params* cp, const float* x, const float* packed,
+                               const float* bias, float* y, size_t b0, size_t b1, size_t p0,
+                               size_t p1, const f32_minmax* params);
+#endif
+
 // Layout changes of one image's channels [b0 * 16, b1 * 16) of `pixels` pixels each.
 void f32_nchw_to_nchwc__scalar(size_t pixels, size_t b0, size_t b1, const float* x, float* y);
 void f32_nchwc_to_nchw__scalar(size_t pixels, size_t b0, size_t b1, const float* x, float* y);
+typedef void (*f32_nchwc_reorder_fn)(size_t pixels, size_t b0, size_t b1, const float* x, float* y);
+#if defined(__x86_64__) || defined(_M_X64)
+// 16 x 16 register transposes, 16 pixels of 16 channels at a time.
+void f32_nchw_to_nchwc__avx512f(size_t pixels, size_t b0, size_t b1, const float* x, float* y);
+void f32_nchwc_to_nchw__avx512f(size_t pixels, size_t b0, size_t b1, const float* x, float* y);
+#endif
 
 // Global average pool of a blocked image ([blocks][pixels][16]) into y[blocks * 16] (NCHW order:
 // a [C, 1, 1] result has the same bytes in both layouts).
