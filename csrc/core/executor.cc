@@ -288,11 +288,19 @@ void Runtime::prepare_node(size_t index) {
     const size_t Ho = size_t(eh / sh + 1), Wo = size_t(ew / sw + 1);
     c.expect_shape(y, {int64_t(N), int64_t(Co), int64_t(Ho), int64_t(Wo)});
     c.activation_value(y, DType::kF32, "output");
-    const float* bias = n.inputs.size() > 2 ? c.dense_f32(c.in(2), Co, "bias") : nullptr;
+    // A following add fused in by the layout plan (layout.cc): its other input comes last.
+    const bool fused_residual = c.integer("_residual", 0) != 0;
+    const size_t weight_inputs = n.inputs.size() - (fused_residual ? 1 : 0);
+    const float* bias = weight_inputs > 2 ? c.dense_f32(c.in(2), Co, "bias") : nullptr;
     bool hswish = false;
     const f32_minmax mm = c.act(&hswish);
     const size_t P = Ho * Wo, K = Cig * kh * kw;
     const bool depthwise = Cig == 1 && Cog == 1;
+    const uint32_t ri = n.inputs.back();
+    if (fused_residual &&
+        (n.inputs.size() < 3 || !blocked_[yi] || depthwise || !blocked_[ri] ||
+         model_.values[ri].shape != y.shape || model_.values[ri].kind == ValueKind::kConstant))
+      c.fail("internal: a fused residual needs a blocked convolution and a blocked input like y");
 
     if (blocked_[yi]) {
       // Channel-blocked input and output (core/layout.h): the NCHWc tiles over the input itself
@@ -339,8 +347,10 @@ void Runtime::prepare_node(size_t index) {
         const float* xp = f32(xi);
         float* yp = f32(yi);
         const size_t blocks = Ci / kNchwcBlock;
+        f32_nchwc_conv_params pc = cp;
         for (size_t b = 0; b < N; ++b) {
           const float* xb = xp + b * Ci * H * W;
+          if (fused_residual) pc.residual = f32(ri) + b * Co * P;
           if (padded) {
             pool->parallel_for(blocks,
                                [&](size_t t) { f32_nchwc_pad(geo, t, t + 1, xb, scratch_); });
@@ -353,7 +363,7 @@ void Runtime::prepare_node(size_t index) {
             if (depthwise)
               dwkern.fn(&cp, xb, packed, bias, yp + b * Co * P, grp, grp + 1, p0, p1, &mm);
             else
-              kern.fn(&cp, xb, packed, bias, yp + b * Co * P, grp, p0, p1, &mm);
+              kern.fn(&pc, xb, packed, bias, yp + b * Co * P, grp, p0, p1, &mm);
           });
         }
         (void)offs;  // owns cp.offs

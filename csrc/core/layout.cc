@@ -52,6 +52,58 @@ bool elementwise(const NodeDef& n) {
   return n.op == "add" || n.op == "relu" || n.op == "relu6" || n.op == "hardswish";
 }
 
+// conv (no activation) -> t, add(t, r) -> s  becomes  conv(..., r) -> s with the add's
+// activation and attr "_residual": the add's pass over t and r is saved (ResNet-50: 16 adds).
+// Only for blocked ungrouped convolutions whose t feeds nothing else and whose r is computed
+// before the conv (the fused conv runs at the conv's place).
+void fuse_residual_adds(Model& model, const std::vector<bool>& blocked) {
+  const size_t nv = model.values.size();
+  std::vector<int> uses(nv, 0), producer(nv, -1);
+  std::vector<bool> is_output(nv, false);
+  for (uint32_t o : model.outputs) is_output[o] = true;
+  for (size_t i = 0; i < model.nodes.size(); ++i) {
+    for (uint32_t v : model.nodes[i].inputs) ++uses[v];
+    for (uint32_t o : model.nodes[i].outputs) producer[o] = int(i);
+  }
+  std::vector<bool> removed(model.nodes.size(), false);
+  for (size_t i = 0; i < model.nodes.size(); ++i) {
+    const NodeDef& add = model.nodes[i];
+    if (add.op != "add" || add.inputs.size() != 2 || add.outputs.size() != 1 ||
+        !blocked[add.outputs[0]] || add.inputs[0] == add.inputs[1])
+      continue;
+    for (size_t j = 0; j < 2; ++j) {
+      const uint32_t t = add.inputs[j], r = add.inputs[1 - j];
+      const int ci = producer[t];
+      if (ci < 0 || removed[size_t(ci)] || uses[t] != 1 || is_output[t] || !blocked[r]) continue;
+      NodeDef& conv = model.nodes[size_t(ci)];
+      auto act = conv.attrs.find("act");
+      const bool no_act = act == conv.attrs.end() || act->second.str == "none";
+      const ValueDef& w = model.values[conv.inputs[1]];
+      const ValueDef& x = model.values[conv.inputs[0]];
+      if (conv.op != "conv2d" || !no_act || conv.attrs.count("_residual") || w.shape.size() != 4 ||
+          x.shape.size() != 4 || w.shape[1] != x.shape[1] || producer[r] >= ci)
+        continue;
+      conv.inputs.push_back(r);
+      conv.outputs = add.outputs;
+      Attr flag;
+      flag.type = AttrType::kInt;
+      flag.ints = {1};
+      conv.attrs["_residual"] = flag;
+      auto add_act = add.attrs.find("act");
+      if (add_act != add.attrs.end())
+        conv.attrs["act"] = add_act->second;
+      else
+        conv.attrs.erase("act");
+      removed[i] = true;
+      break;
+    }
+  }
+  std::vector<NodeDef> kept;
+  for (size_t i = 0; i < model.nodes.size(); ++i)
+    if (!removed[i]) kept.push_back(std::move(model.nodes[i]));
+  model.nodes = std::move(kept);
+}
+
 }  // namespace
 
 std::vector<bool> plan_nchwc(Model& model) {
@@ -148,6 +200,7 @@ std::vector<bool> plan_nchwc(Model& model) {
     nodes.push_back(std::move(n));
   }
   model.nodes = std::move(nodes);
+  fuse_residual_adds(model, blocked);
   for (size_t i = 0; i < model.nodes.size(); ++i)
     for (uint32_t o : model.nodes[i].outputs) model.values[o].producer = int(i);
   return blocked;

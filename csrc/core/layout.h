@@ -16,6 +16,9 @@ namespace edgefit {
 // outputs stay NCHW. A region (values joined through the nodes that produce them) is kept blocked
 // only when its convolutions outnumber its reorders at least two to one: each reorder is a copy of
 // a tensor, and a MobileNetV2 block (1x1, depthwise, 1x1) would pay two per two convolutions.
+// Then an add of two blocked tensors, one the sole use of a blocked convolution without an
+// activation, is fused into that convolution (its other input added before the clamp; the
+// conv gets the add's activation, attr "_residual" and the residual as its last input).
 std::vector<bool> plan_nchwc(Model& model);
 
 }  // namespace edgefit

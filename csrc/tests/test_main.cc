@@ -643,6 +643,21 @@ static void test_nchwc(Isa isa) {
         CHECK(max_err(got, want) < 1e-4f);
       }
     }
+    // A residual added before the clamp: the clamp-free result plus r, then clamped.
+    const f32_minmax none{-INFINITY, INFINITY};
+    const auto r = randv(rng, cs.oc * p);
+    for (f32_nchwc_conv_fn fn : {f32_nchwc_conv_fn(f32_nchwc_conv__scalar), nc.conv.fn}) {
+      if (fn == nullptr) continue;
+      std::vector<float> open(cs.oc * p), fused(cs.oc * p, 1e9f), expect(cs.oc * p);
+      f32_nchwc_conv_params pr = cp;
+      for (size_t grp = 0; grp < groups; ++grp)
+        fn(&cp, in, packed.data(), bias.data(), open.data(), grp, 0, p, &none);
+      pr.residual = r.data();
+      for (size_t grp = 0; grp < groups; ++grp)
+        fn(&pr, in, packed.data(), bias.data(), fused.data(), grp, 0, p, &mm);
+      for (size_t i = 0; i < expect.size(); ++i) expect[i] = f32_clamp(open[i] + r[i], &mm);
+      CHECK(max_err(fused, expect) < 1e-5f);
+    }
     // Global average pool of the blocked input vs its NCHW definition.
     std::vector<float> gap(cs.ic), gap_want(cs.ic);
     f32_nchwc_global_avgpool__scalar(blocks, cs.h * cs.w, xb.data(), gap.data());

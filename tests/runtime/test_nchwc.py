@@ -67,6 +67,7 @@ def test_blocked_region_matches_reference(h, artifact, isa, n, hw, threads):
         assert kernels["x:to_nchwc"].startswith("f32_nchw_to_nchwc")
         assert kernels["s:from_nchwc"].startswith("f32_nchwc_to_nchw")  # max pool reads NCHW
         assert "nchwc" in kernels["gap"]  # reads the blocked tensor directly
+        assert "add" not in kernels  # fused into c4's store (c4 has no activation of its own)
     else:
         assert not any("nchwc" in k for k in kernels.values()), kernels
 
@@ -143,3 +144,6 @@ def test_blocked_depthwise_block_matches_reference(h, artifact, isa, k, stride, 
     assert h.rel_err(s.run(feeds)["g"], reference.run(graph, feeds)["g"]) <= 2e-5
     if isa == "avx512":
         assert s.kernel_of("dw") == "f32_nchwc_dwconv__avx512f"
+        assert "add" not in {node["name"] for node in s.nodes}  # fused into q's store
+    else:
+        assert "add" in {node["name"] for node in s.nodes}

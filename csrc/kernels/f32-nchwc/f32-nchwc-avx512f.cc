@@ -20,11 +20,12 @@ namespace {
 constexpr size_t kC = kNchwcBlock;
 
 // Pixel i reads x + offs[i] (+ the tap's offset); its results go to y + i * 16 of each block.
-// first: start from the bias, else from y (an earlier pass); last: clamp.
+// first: start from the bias, else from y (an earlier pass); last: add r (laid out like y) if
+// not null, then clamp.
 template <size_t P, size_t OB>
 void tile(const float* x, const size_t* offs, size_t block_stride, size_t row_stride, size_t nib,
           size_t kh, size_t kw, const float* w, const float* bias, float* y, size_t y_stride,
-          bool first, bool last, const f32_minmax* mm) {
+          bool first, bool last, const float* r, const f32_minmax* mm) {
   size_t o[P];
 #pragma GCC unroll 6
   for (size_t i = 0; i < P; ++i) o[i] = offs[i];
@@ -60,13 +61,15 @@ void tile(const float* x, const size_t* offs, size_t block_stride, size_t row_st
 #pragma GCC unroll 6
     for (size_t i = 0; i < P; ++i) {
       __m512 v = acc[i][b];
+      if (last && r != nullptr) v = _mm512_add_ps(v, _mm512_loadu_ps(r + b * y_stride + i * kC));
       if (last) v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
       _mm512_storeu_ps(y + b * y_stride + i * kC, v);
     }
 }
 
 typedef void (*tile_fn)(const float*, const size_t*, size_t, size_t, size_t, size_t, size_t,
-                        const float*, const float*, float*, size_t, bool, bool, const f32_minmax*);
+                        const float*, const float*, float*, size_t, bool, bool, const float*,
+                        const f32_minmax*);
 
 template <size_t OB>
 constexpr tile_fn kRow[6] = {tile<1, OB>, tile<2, OB>, tile<3, OB>,
@@ -94,8 +97,9 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
     const float* wb = w + ib0 * taps * kC * width;
     for (size_t px = p0; px < p1; px += 6) {
       const size_t n = std::min<size_t>(6, p1 - px);
+      const float* r = cp->residual != nullptr ? cp->residual + o0 * p + px * kC : nullptr;
       row[n - 1](xb, cp->offs + px, block_stride, row_stride, nb, g.kh, g.kw, wb, bg, yg + px * kC,
-                 p * kC, first, last, params);
+                 p * kC, first, last, r, params);
     }
   }
 }

@@ -98,8 +98,9 @@ void f32_nchwc_conv__scalar(const f32_nchwc_conv_params* cp, const float* x, con
           const float* wb = w + (ib * taps + t) * c * width + o;
           for (size_t i = 0; i < c; ++i) acc += xb[i] * wb[i * width];
         }
-      const size_t oc = o0 + o;
-      y[((oc / c) * p + px) * c + oc % c] = f32_clamp(acc, params);
+      const size_t oc = o0 + o, at = ((oc / c) * p + px) * c + oc % c;
+      if (cp->residual != nullptr) acc += cp->residual[at];
+      y[at] = f32_clamp(acc, params);
     }
 }
 

@@ -26,6 +26,9 @@ struct f32_nchwc_conv_params {
   size_t hp = 0, wp = 0;
   size_t pass_blocks = 0;  // input-channel blocks per pass over the pixels (weights kept in L2)
   const size_t* offs = nullptr;  // [ho * wo]: each output pixel's tap (0, 0) in floats
+  // A residual added before the clamp, blocked like y (a following add fused in: layout.h), or
+  // null. Set per run (arena pointer), never by the kernels.
+  const float* residual = nullptr;
 };
 
 // The padded image f32_nchwc_pad writes (hp, wp: the rows / columns the output reads).
