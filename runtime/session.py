@@ -86,7 +86,9 @@ class Session:
 
     @property
     def nodes(self) -> list[dict[str, str]]:
-        """Every node with the kernel the runtime chose for it: [{"name", "op", "kernel"}]."""
+        """Every node with the kernel the runtime chose for it: [{"name", "op", "kernel"}]. On AVX-512 CPUs the
+        list is the graph as run: layout reorders the runtime inserted ("<value>:to_nchwc" / ":from_nchwc") are
+        in it, and adds fused into the convolution before them are not (csrc/core/layout.h)."""
         return self._s.nodes
 
     def kernel_of(self, node: str) -> str:
