@@ -202,6 +202,7 @@ NchwcConfig select_nchwc(Isa isa) {
     c.dwconv = K(f32_nchwc_dwconv__avx512f);
     c.to_blocked = K(f32_nchw_to_nchwc__avx512f);
     c.to_plain = K(f32_nchwc_to_nchw__avx512f);
+    c.decode_cb = K(f32_nchwc_decode_cb__avx512f);
   }
 #endif
   (void)isa;
@@ -269,11 +270,16 @@ std::vector<KernelInfo> kernel_registry(const CpuInfo& cpu) {
     add(select_nchwc(isa).dwconv.name, "f32-nchwc");
     add(select_nchwc(isa).to_blocked.name, "f32-nchwc");
     add(select_nchwc(isa).to_plain.name, "f32-nchwc");
+    add(select_nchwc(isa).decode_cb.name, "f32-nchwc");
     // What blocked regions run around their convolutions: scalar code, but run only where the
     // convolutions are (listed as available elsewhere it would never be selected).
     if (select_nchwc(isa).conv.fn != nullptr && cpu.supports(isa))
       add("f32_nchwc_global_avgpool__scalar", "f32-nchwc");
   }
+#if defined(__x86_64__)
+  // The codebook path's strip decode on small images (named in the kernels the executor reports).
+  add("cb_gemm_decode_strip_16__avx2", "cb-gemm");
+#endif
   add("f32_quantize_u8__scalar", "u8-quant");
   add("u8_dequantize_f32__scalar", "u8-quant");
   return out;

@@ -306,16 +306,35 @@ void Runtime::prepare_node(size_t index) {
       // Channel-blocked input and output (core/layout.h): the NCHWc tiles over the input itself
       // or, where the convolution pads, over a padded copy (measured: csrc/README.md).
       if (!blocked_[xi] || (G != 1 && !depthwise) || dh != 1 || dw != 1 || Ci % kNchwcBlock ||
-          Co % kNchwcBlock || (depthwise && kh * kw > 64) || w.encoding == Encoding::kBsr ||
-          w.encoding == Encoding::kCodebook)
+          Co % kNchwcBlock || (depthwise && kh * kw > 64) || w.encoding == Encoding::kBsr)
         c.fail("internal: not a channel-blocked convolution");
-      const float* wd = dense_weights(c, w, owned_);
-      owned_.emplace_back(f32_nchwc_packed_size(Co, Cig, kh, kw));
-      float* packed = owned_.back().data();
-      if (depthwise)
-        f32_nchwc_dw_pack(Co, kh, kw, wd, packed);
-      else
-        f32_nchwc_pack(Co, Ci, kh, kw, wd, packed);
+      // Codebook weights stay compressed: each task decodes its 64-channel group pass by pass
+      // into a per-thread buffer in the packed layout (the weight memory target: csrc/README.md);
+      // depthwise ones are tiny and decoded here, as on the NCHW path.
+      const bool codebook = w.encoding == Encoding::kCodebook;
+      const bool decode = codebook && !depthwise;
+      cb_weights cw{};
+      if (codebook) {
+        const CodebookView cv = codebook_view(w);
+        cw = cb_weights{Co, K, cv.bits, cv.row_bytes, cv.packed, cv.table, cv.group, cv.row_scale};
+      }
+      float* packed = nullptr;
+      if (!decode) {
+        const float* wd = nullptr;
+        if (codebook) {
+          owned_.emplace_back(Co * K);
+          cb_gemm_decode_rows(0, Co, &cw, owned_.back().data());
+          wd = owned_.back().data();
+        } else {
+          wd = dense_weights(c, w, owned_);
+        }
+        owned_.emplace_back(f32_nchwc_packed_size(Co, Cig, kh, kw));
+        packed = owned_.back().data();
+        if (depthwise)
+          f32_nchwc_dw_pack(Co, kh, kw, wd, packed);
+        else
+          f32_nchwc_pack(Co, Ci, kh, kw, wd, packed);
+      }
       const conv2d_geometry geo{
           H, W, Ho, Wo, kh, kw, size_t(sh), size_t(sw), size_t(pad[0]), size_t(pad[1]), 1, 1};
       const bool padded = !depthwise && f32_nchwc_needs_pad(geo);  // depthwise pads in-kernel
@@ -342,7 +361,35 @@ void Runtime::prepare_node(size_t index) {
       const size_t chunk = ceil_div(ceil_div(P, splits), 6) * 6;
       const auto kern = ks.nchwc.conv;
       const auto dwkern = ks.nchwc.dwconv;
+      const auto decoder = ks.nchwc.decode_cb;
       step.stats.kernel = depthwise ? dwkern.name : kern.name;
+      const size_t taps = kh * kw, group_width = kNchwcBlock * kNchwcGroupBlocks;
+      const size_t pass_k = cp.pass_blocks * kNchwcBlock * taps;  // one row of a pass
+      if (decode) {
+        step.stats.kernel = std::string(decoder.name) + " + " + kern.name;
+        thread_bytes_ = std::max(thread_bytes_, (pass_k * (group_width + 16) + 16) * 4);
+      }
+      // A codebook group, pass by pass: decode the pass's weights, then its partial sums.
+      auto decoded_group = [=](const f32_nchwc_conv_params& base, const float* xb, float* y,
+                               size_t grp, size_t p0, size_t p1) {
+        const size_t o0 = grp * group_width, width = std::min(group_width, Co - o0);
+        const size_t nib = Ci / kNchwcBlock;
+        float* buf = gemm_scratch(pass_k * (group_width + 16));
+        float* seg = buf + pass_k * group_width;
+        for (size_t ib0 = 0; ib0 < nib; ib0 += base.pass_blocks) {
+          const size_t nb = std::min(base.pass_blocks, nib - ib0);
+          decoder.fn(&cw, o0, width, taps, ib0, nb, seg, buf);
+          f32_nchwc_conv_params pc = base;
+          pc.ic = nb * kNchwcBlock;
+          pc.oc = width;
+          pc.pass_blocks = nb;
+          pc.continues = ib0 != 0;
+          pc.open = ib0 + nb < nib;
+          if (base.residual != nullptr) pc.residual = base.residual + o0 * P;
+          kern.fn(&pc, xb + ib0 * base.hp * base.wp * kNchwcBlock, buf,
+                  bias != nullptr ? bias + o0 : nullptr, y + o0 * P, 0, p0, p1, &mm);
+        }
+      };
       step.fn = [=, this]() {
         const float* xp = f32(xi);
         float* yp = f32(yi);
@@ -362,6 +409,8 @@ void Runtime::prepare_node(size_t index) {
             const size_t p1 = std::min(P, p0 + chunk);
             if (depthwise)
               dwkern.fn(&cp, xb, packed, bias, yp + b * Co * P, grp, grp + 1, p0, p1, &mm);
+            else if (decode)
+              decoded_group(pc, xb, yp + b * Co * P, grp, p0, p1);
             else
               kern.fn(&pc, xb, packed, bias, yp + b * Co * P, grp, p0, p1, &mm);
           });

@@ -36,9 +36,9 @@ bool blocked_conv(const Model& m, const NodeDef& n) {
   const ValueDef& x = m.values[n.inputs[0]];
   const ValueDef& w = m.values[n.inputs[1]];
   const ValueDef& y = m.values[n.outputs[0]];
-  const bool dense_weights = w.kind == ValueKind::kConstant && w.shape.size() == 4 &&
-                             (w.encoding == Encoding::kDense || w.encoding == Encoding::kInt8);
-  if (!dense_weights || !blockable(x) || !blockable(y) || !attr_all_ones(n, "dilation"))
+  const bool supported_weights = w.kind == ValueKind::kConstant && w.shape.size() == 4 &&
+                                 w.encoding != Encoding::kBsr;  // dense, int8 or codebook
+  if (!supported_weights || !blockable(x) || !blockable(y) || !attr_all_ones(n, "dilation"))
     return false;
   auto it = n.attrs.find("groups");
   const int64_t groups = it == n.attrs.end() || it->second.ints.empty() ? 1 : it->second.ints[0];

@@ -10,8 +10,9 @@ namespace edgefit {
 
 // Rewrites `model` in place: inserts "to_nchwc" / "from_nchwc" nodes (and their values) where a
 // blocked region starts or ends, and returns, per value of the rewritten model, whether it is
-// stored blocked. Blocked are the outputs of dense undilated convolutions, ungrouped or
-// depthwise, whose channel counts are multiples of 16, and of add / relu / relu6 / hardswish whose
+// stored blocked. Blocked are the outputs of undilated convolutions, ungrouped or depthwise,
+// whose channel counts are multiples of 16 and whose weights are dense, int8 or codebooks
+// (block-sparse ones keep their CHW SpMM), and of add / relu / relu6 / hardswish whose
 // inputs are all blocked; a global average pool reads a blocked input directly. Graph inputs and
 // outputs stay NCHW. A region (values joined through the nodes that produce them) is kept blocked
 // only when its convolutions outnumber its reorders at least two to one: each reorder is a copy of

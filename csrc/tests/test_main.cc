@@ -643,6 +643,31 @@ static void test_nchwc(Isa isa) {
         CHECK(max_err(got, want) < 1e-4f);
       }
     }
+    // Calls of one input block each, chained by continues / open (the codebook path's passes).
+    for (f32_nchwc_conv_fn fn : {f32_nchwc_conv_fn(f32_nchwc_conv__scalar), nc.conv.fn}) {
+      if (fn == nullptr) continue;
+      std::vector<float> yb(cs.oc * p, 1e9f), got(cs.oc * p, 3.0f);
+      for (size_t grp = 0; grp < groups; ++grp) {
+        const size_t o0 = grp * 64, width = std::min<size_t>(64, cs.oc - o0);
+        std::vector<float> rows(width * 16 * taps), wpass(width * 16 * taps);
+        for (size_t ib = 0; ib < blocks; ++ib) {
+          for (size_t o = 0; o < width; ++o)  // this block's weights of the group's rows
+            for (size_t k = 0; k < 16 * taps; ++k)
+              rows[o * 16 * taps + k] = w[(o0 + o) * cs.ic * taps + ib * 16 * taps + k];
+          f32_nchwc_pack(width, 16, cs.k, cs.k, rows.data(), wpass.data());
+          f32_nchwc_conv_params pc = cp;
+          pc.ic = 16;
+          pc.oc = width;
+          pc.pass_blocks = 1;
+          pc.continues = ib != 0;
+          pc.open = ib + 1 < blocks;
+          fn(&pc, in + ib * cp.hp * cp.wp * 16, wpass.data(), bias.data() + o0, yb.data() + o0 * p,
+             0, 0, p, &mm);
+        }
+      }
+      f32_nchwc_to_nchw__scalar(p, 0, cs.oc / kNchwcBlock, yb.data(), got.data());
+      CHECK(max_err(got, want) < 1e-4f);
+    }
     // A residual added before the clamp: the clamp-free result plus r, then clamped.
     const f32_minmax none{-INFINITY, INFINITY};
     const auto r = randv(rng, cs.oc * p);
@@ -668,6 +693,40 @@ static void test_nchwc(Isa isa) {
     }
     CHECK(max_err(gap, gap_want) < 1e-5f);
   }
+}
+
+// Codebook decode into the blocked layout against decoding whole rows and packing them (4 bits:
+// the permute path; 3 bits: codes across bytes), a pass that starts past block 0, 1x1 and 3x3.
+static void test_nchwc_decode_cb(Isa isa) {
+  const NchwcConfig nc = select_kernels(CpuInfo::host(), isa).nchwc;
+  std::mt19937 rng(31);
+  for (uint32_t bits : {4u, 3u})
+    for (size_t taps : {size_t(1), size_t(9)}) {
+      const size_t m = 96, c = 48, k = c * taps, row_bytes = (k * bits + 7) / 8;
+      std::vector<uint8_t> codes(m * row_bytes);
+      for (auto& b : codes) b = uint8_t(rng());
+      auto table = randv(rng, 2u << bits), scale = randv(rng, m);
+      std::vector<int32_t> group(m);
+      for (size_t i = 0; i < m; ++i) group[i] = int32_t(i % 2);
+      const cb_weights cw{m,           k, bits, row_bytes, codes.data(), table.data(), group.data(),
+                          scale.data()};
+      std::vector<float> dense(m * k);
+      cb_gemm_decode_rows(0, m, &cw, dense.data());
+      const size_t o0 = 64, width = 32, ib0 = 1, nb = 2, n = nb * 16 * taps;
+      const size_t side = taps == 9 ? 3 : 1;
+      std::vector<float> rows(width * n), want(width * n), seg(16 * n);
+      for (size_t o = 0; o < width; ++o)
+        for (size_t kk = 0; kk < n; ++kk)
+          rows[o * n + kk] = dense[(o0 + o) * k + ib0 * 16 * taps + kk];
+      f32_nchwc_pack(width, nb * 16, side, side, rows.data(), want.data());
+      for (f32_nchwc_decode_cb_fn fn :
+           {f32_nchwc_decode_cb_fn(f32_nchwc_decode_cb__scalar), nc.decode_cb.fn}) {
+        if (fn == nullptr) continue;
+        std::vector<float> got(width * n, 7.0f);
+        fn(&cw, o0, width, taps, ib0, nb, seg.data(), got.data());
+        CHECK(max_err(got, want) < 1e-6f);
+      }
+    }
 }
 
 // The blocked depthwise convolution against its NCHW definition, scalar and this ISA's.
@@ -828,6 +887,7 @@ int main(int argc, char** argv) {
     test_conv_t(isa);
     test_nchwc(isa);
     test_nchwc_dw(isa);
+    test_nchwc_decode_cb(isa);
     test_im2col_packed(isa);
     std::printf("%s kernels checked against scalar\n", isa_name(isa));
   }

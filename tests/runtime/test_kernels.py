@@ -61,12 +61,14 @@ def _coverage_graphs(h) -> list[tuple[Graph, dict[str, np.ndarray]]]:
     values = {"x": Value("x", x.shape), "q": Value("q", x.shape, "u8"), "y": Value("y", x.shape)}
     nodes = (Node("quantize", "n0", ("x",), ("q",), q), Node("dequantize", "n1", ("q",), ("y",), q))
     out.append((verify(Graph(("x",), ("y",), nodes, values, {}, {})), {"x": x}))
-    # Four 16-channel convolutions (the second depthwise) into a global pool and a max pool: a
-    # channel-blocked region (f32_nchwc_*) with a reorder in and one back out.
+    # Four 16-channel convolutions (the second depthwise, the third 4-bit codebook) into a global
+    # pool and a max pool: a channel-blocked region (f32_nchwc_*) with a reorder in and one out.
     xb = rng.standard_normal((1, 16, 8, 8)).astype(np.float32)
     groups = (1, 16, 1, 1)
     consts = {
-        f"w{i}": h.encode(rng.standard_normal((16, 16 // g, 3, 3)).astype(np.float32), "dense")
+        f"w{i}": h.encode(
+            rng.standard_normal((16, 16 // g, 3, 3)).astype(np.float32), "cb4" if i == 2 else "dense"
+        )
         for i, g in enumerate(groups)
     }
     chain = ("x", "a0", "a1", "a2", "a3")

@@ -17,7 +17,7 @@ def _conv(name, x, y, w, b, stride=1, pad=0, act="none"):
     return Node("conv2d", name, (x, w, b), (y,), freeze(attrs), "test.py:1")
 
 
-def _graph(h, n: int, hw: int) -> tuple[Graph, dict[str, np.ndarray]]:
+def _graph(h, n: int, hw: int, encoding: str = "dense") -> tuple[Graph, dict[str, np.ndarray]]:
     """x -> 3x3 (16->32) -> 1x1 (32->80) -> 3x3/2 (80->80) + 1x1 (80->80) -> add+relu -> global pool,
     and the add's output also max-pooled (an op that reads NCHW: a reorder back)."""
     rng = np.random.default_rng(hw)
@@ -33,7 +33,7 @@ def _graph(h, n: int, hw: int) -> tuple[Graph, dict[str, np.ndarray]]:
         ("c3", "b", "c", 80, 80, 3, 2, "relu"),
         ("c4", "c", "d", 80, 80, 1, 1, "none"),
     ]:
-        consts[f"{name}.w"] = h.encode(rng.standard_normal((co, ci, k, k)).astype(np.float32) / k, "dense")
+        consts[f"{name}.w"] = h.encode(rng.standard_normal((co, ci, k, k)).astype(np.float32) / k, encoding)
         consts[f"{name}.b"] = h.encode(rng.standard_normal(co).astype(np.float32), "dense")
         nodes.append(_conv(name, x, y, f"{name}.w", f"{name}.b", stride, k // 2, act))
     nodes.append(Node("add", "add", ("c", "d"), ("s",), freeze({"act": "relu"}), "test.py:1"))
@@ -55,8 +55,10 @@ def _cpu_has_avx512() -> bool:
 
 @pytest.mark.parametrize("n,hw", [(1, 9), (2, 12)])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_blocked_region_matches_reference(h, artifact, isa, n, hw, threads):
-    graph, feeds = _graph(h, n, hw)
+@pytest.mark.parametrize("encoding", ["dense", "int8", "cb4", "cb3g2"])
+def test_blocked_region_matches_reference(h, artifact, isa, n, hw, threads, encoding):
+    """Codebook weights are decoded pass by pass inside the region (4 bits: the permute decode)."""
+    graph, feeds = _graph(h, n, hw, encoding)
     s = Session(artifact(graph), threads=threads, isa=isa)
     got, want = s.run(feeds), reference.run(graph, feeds)
     for name in want:
@@ -64,6 +66,7 @@ def test_blocked_region_matches_reference(h, artifact, isa, n, hw, threads):
     kernels = {node["name"]: node["kernel"] for node in s.nodes}
     if isa == "avx512":
         assert all("nchwc" in kernels[c] for c in ("c1", "c2", "c3", "c4")), kernels
+        assert ("decode_cb" in kernels["c2"]) == encoding.startswith("cb")
         assert kernels["x:to_nchwc"].startswith("f32_nchw_to_nchwc")
         assert kernels["s:from_nchwc"].startswith("f32_nchwc_to_nchw")  # max pool reads NCHW
         assert "nchwc" in kernels["gap"]  # reads the blocked tensor directly

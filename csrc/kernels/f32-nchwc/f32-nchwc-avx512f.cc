@@ -92,7 +92,7 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
   const tile_fn* row = kTiles[ob - 1];
   for (size_t ib0 = 0; ib0 < nib; ib0 += cp->pass_blocks) {
     const size_t nb = std::min(cp->pass_blocks, nib - ib0);
-    const bool first = ib0 == 0, last = ib0 + nb == nib;
+    const bool first = ib0 == 0 && !cp->continues, last = ib0 + nb == nib && !cp->open;
     const float* xb = x + ib0 * block_stride;
     const float* wb = w + ib0 * taps * kC * width;
     for (size_t px = p0; px < p1; px += 6) {
@@ -199,6 +199,45 @@ inline void transpose16(__m512* r) {
 }
 
 }  // namespace
+
+void f32_nchwc_decode_cb__avx512f(const cb_weights* w, size_t o0, size_t width, size_t taps,
+                                  size_t ib0, size_t nb, float* seg, float* out) {
+  const size_t n = nb * kC * taps, k0 = ib0 * kC * taps;
+  if (w->bits != 4 || width % kC != 0) {
+    f32_nchwc_decode_cb__scalar(w, o0, width, taps, ib0, nb, seg, out);
+    return;
+  }
+  const __m128i low = _mm_set1_epi16(0x000F), high = _mm_set1_epi16(0x00F0);
+  for (size_t r0 = 0; r0 < width; r0 += kC) {
+    // 16 rows' segments, in k order: 8 bytes -> 16 nibbles -> 16 table entries.
+    for (size_t r = 0; r < kC; ++r) {
+      const size_t row = o0 + r0 + r;
+      const __m512 table = _mm512_mul_ps(_mm512_loadu_ps(w->table + size_t(w->group[row]) * 16),
+                                         _mm512_set1_ps(w->row_scale[row]));
+      const uint8_t* codes = w->packed + row * w->row_bytes + k0 / 2;
+      float* dst = seg + r * n;
+      for (size_t kk = 0; kk < n; kk += 16) {
+        const __m128i b =
+            _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + kk / 2)));
+        // Word j = byte j: its low nibble (code 2j) stays, its high one (code 2j + 1) moves up a
+        // byte.
+        const __m128i nib =
+            _mm_or_si128(_mm_and_si128(b, low), _mm_slli_epi16(_mm_and_si128(b, high), 4));
+        _mm512_storeu_ps(dst + kk, _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(nib), table));
+      }
+    }
+    // 16 x 16 transposes: each k becomes a vector of the 16 rows, stored at its (ib, t, i) row.
+    for (size_t kk = 0; kk < n; kk += kC) {
+      __m512 v[16];
+      for (size_t r = 0; r < kC; ++r) v[r] = _mm512_loadu_ps(seg + r * n + kk);
+      transpose16(v);
+      for (size_t j = 0; j < kC; ++j) {
+        const size_t k = kk + j, ib = k / (kC * taps), i = (k / taps) % kC, t = k % taps;
+        _mm512_storeu_ps(out + ((ib * taps + t) * kC + i) * width + r0, v[j]);
+      }
+    }
+  }
+}
 
 void f32_nchw_to_nchwc__avx512f(size_t pixels, size_t b0, size_t b1, const float* x, float* y) {
   const size_t full = pixels / kC * kC;

@@ -90,7 +90,8 @@ void f32_nchwc_conv__scalar(const f32_nchwc_conv_params* cp, const float* x, con
   const float* w = packed + o0 * cp->ic * taps;
   for (size_t px = p0; px < p1; ++px)
     for (size_t o = 0; o < width; ++o) {
-      float acc = bias != nullptr ? bias[o0 + o] : 0.0f;
+      const size_t oc = o0 + o, at = ((oc / c) * p + px) * c + oc % c;
+      float acc = cp->continues ? y[at] : bias != nullptr ? bias[oc] : 0.0f;
       for (size_t ib = 0; ib < cp->ic / c; ++ib)
         for (size_t t = 0; t < taps; ++t) {
           const float* xb =
@@ -98,7 +99,10 @@ void f32_nchwc_conv__scalar(const f32_nchwc_conv_params* cp, const float* x, con
           const float* wb = w + (ib * taps + t) * c * width + o;
           for (size_t i = 0; i < c; ++i) acc += xb[i] * wb[i * width];
         }
-      const size_t oc = o0 + o, at = ((oc / c) * p + px) * c + oc % c;
+      if (cp->open) {
+        y[at] = acc;
+        continue;
+      }
       if (cp->residual != nullptr) acc += cp->residual[at];
       y[at] = f32_clamp(acc, params);
     }
@@ -129,6 +133,20 @@ void f32_nchwc_dwconv__scalar(const f32_nchwc_conv_params* cp, const float* x, c
         }
         y[(b * p + px) * c + i] = f32_clamp(acc, params);
       }
+}
+
+void f32_nchwc_decode_cb__scalar(const cb_weights* w, size_t o0, size_t width, size_t taps,
+                                 size_t ib0, size_t nb, float* seg, float* out) {
+  (void)seg;
+  const size_t c = kNchwcBlock, n = nb * c * taps, k0 = ib0 * c * taps;
+  for (size_t o = 0; o < width; ++o) {
+    const size_t row = o0 + o;
+    const uint8_t* codes = w->packed + row * w->row_bytes;
+    const float* table = w->table + (size_t(w->group[row]) << w->bits);
+    for (size_t k = 0; k < n; ++k)
+      out[(((k / (c * taps)) * taps + k % taps) * c + (k / taps) % c) * width + o] =
+          table[cb_code(codes, w->row_bytes, w->bits, k0 + k)] * w->row_scale[row];
+  }
 }
 
 void f32_nchw_to_nchwc__scalar(size_t pixels, size_t b0, size_t b1, const float* x, float* y) {

@@ -10,6 +10,7 @@
 // blocked tensor has exactly the bytes of its NCHW form.
 #pragma once
 
+#include "kernels/cb-gemm/cb-gemm.h"
 #include "kernels/common.h"
 #include "kernels/f32-conv/f32-conv.h"
 
@@ -29,6 +30,9 @@ struct f32_nchwc_conv_params {
   // A residual added before the clamp, blocked like y (a following add fused in: layout.h), or
   // null. Set per run (arena pointer), never by the kernels.
   const float* residual = nullptr;
+  // A call covering only some input channels of a longer sum (codebook weights decoded pass by
+  // pass): continues: start from y (no bias); open: leave the sum unclamped for a later call.
+  bool continues = false, open = false;
 };
 
 // The padded image f32_nchwc_pad writes (hp, wp: the rows / columns the output reads).
@@ -81,6 +85,21 @@ void f32_nchwc_dwconv__avx512f(const f32_nchwc_conv_params* cp, const float* x, 
                                const float* bias, float* y, size_t b0, size_t b1, size_t p0,
                                size_t p1, const f32_minmax* params);
 #endif
+
+// Codebook weights ([M][C][taps], K = C * taps) of output channels [o0, o0 + width) (width a
+// multiple of 16) and input blocks [ib0, ib0 + nb), decoded into the layout f32_nchwc_pack writes
+// for one group of `width` channels: out[((ib * taps + t) * 16 + i) * width + o], row_scale
+// folded in. seg: scratch of 16 * nb * 16 * taps floats.
+void f32_nchwc_decode_cb__scalar(const cb_weights* w, size_t o0, size_t width, size_t taps,
+                                 size_t ib0, size_t nb, float* seg, float* out);
+#if defined(__x86_64__) || defined(_M_X64)
+// 4-bit codes: 16 codes per table permute (each row's table scaled once), 16 rows x 16 codes per
+// register transpose; other widths call the scalar one.
+void f32_nchwc_decode_cb__avx512f(const cb_weights* w, size_t o0, size_t width, size_t taps,
+                                  size_t ib0, size_t nb, float* seg, float* out);
+#endif
+typedef void (*f32_nchwc_decode_cb_fn)(const cb_weights* w, size_t o0, size_t width, size_t taps,
+                                       size_t ib0, size_t nb, float* seg, float* out);
 
 // Layout changes of one image's channels [b0 * 16, b1 * 16) of `pixels` pixels each.
 void f32_nchw_to_nchwc__scalar(size_t pixels, size_t b0, size_t b1, const float* x, float* y);
