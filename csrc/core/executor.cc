@@ -22,12 +22,25 @@ using node_context::kMaxGeom;
 using node_context::NodeCtx;
 using node_context::shape_str;
 
-// Weights of a conv / linear as dense f32 [O, K]: in place for dense, decoded for int8.
+// A codebook weight as the cb-gemm kernels read it ([m, k] rows of codes, table, groups, scales).
+cb_weights codebook_weights(const ValueDef& w, size_t m, size_t k) {
+  const CodebookView cv = codebook_view(w);
+  return cb_weights{m, k, cv.bits, cv.row_bytes, cv.packed, cv.table, cv.group, cv.row_scale};
+}
+
+// Weights of a conv / linear as dense f32 [O, K]: in place for dense, decoded for int8 and
+// codebooks (the codebook case only where the weights are tiny: depthwise filters).
 const float* dense_weights(const NodeCtx& c, const ValueDef& w,
                            std::vector<std::vector<float>>& owned) {
   if (w.encoding == Encoding::kDense) {
     if (w.dtype != DType::kF32) c.fail("dense weights must be f32");
     return reinterpret_cast<const float*>(w.blobs[0].data);
+  }
+  if (w.encoding == Encoding::kCodebook) {
+    const cb_weights cw = codebook_weights(w, w.rows(), w.cols());
+    owned.emplace_back(cw.m * cw.k);
+    cb_gemm_decode_rows(0, cw.m, &cw, owned.back().data());
+    return owned.back().data();
   }
   const Int8View q = int8_view(w);
   const size_t o = w.rows(), k = w.cols();
@@ -313,21 +326,10 @@ void Runtime::prepare_node(size_t index) {
       // depthwise ones are tiny and decoded here, as on the NCHW path.
       const bool codebook = w.encoding == Encoding::kCodebook;
       const bool decode = codebook && !depthwise;
-      cb_weights cw{};
-      if (codebook) {
-        const CodebookView cv = codebook_view(w);
-        cw = cb_weights{Co, K, cv.bits, cv.row_bytes, cv.packed, cv.table, cv.group, cv.row_scale};
-      }
+      const cb_weights cw = codebook ? codebook_weights(w, Co, K) : cb_weights{};
       float* packed = nullptr;
       if (!decode) {
-        const float* wd = nullptr;
-        if (codebook) {
-          owned_.emplace_back(Co * K);
-          cb_gemm_decode_rows(0, Co, &cw, owned_.back().data());
-          wd = owned_.back().data();
-        } else {
-          wd = dense_weights(c, w, owned_);
-        }
+        const float* wd = dense_weights(c, w, owned_);
         owned_.emplace_back(f32_nchwc_packed_size(Co, Cig, kh, kw));
         packed = owned_.back().data();
         if (depthwise)
@@ -347,8 +349,9 @@ void Runtime::prepare_node(size_t index) {
       if (padded) f32_nchwc_padded(geo, &cp.hp, &cp.wp);
       if (padded) scratch_bytes_ = std::max(scratch_bytes_, Ci * cp.hp * cp.wp * sizeof(float));
       cp.pass_blocks = f32_nchwc_pass_blocks(Ci, kh, kw);
-      auto offs = std::make_shared<std::vector<size_t>>(P);
-      f32_nchwc_offsets(geo, cp.wp, offs->data());
+      // Per-pixel input offsets for the dense tiles (the depthwise kernel works them out itself).
+      auto offs = std::make_shared<std::vector<size_t>>(depthwise ? 0 : P);
+      if (!depthwise) f32_nchwc_offsets(geo, cp.wp, offs->data());
       cp.offs = offs->data();
       // Tasks: every 64-channel group, its pixels split (in whole 6-pixel tiles) only as far as
       // the threads need work: each split reads the group's weights once more.
@@ -372,7 +375,7 @@ void Runtime::prepare_node(size_t index) {
       // A codebook group, pass by pass: decode the pass's weights, then its partial sums.
       auto decoded_group = [=](const f32_nchwc_conv_params& base, const float* xb, float* y,
                                size_t grp, size_t p0, size_t p1) {
-        const size_t o0 = grp * group_width, width = std::min(group_width, Co - o0);
+        const size_t o0 = grp * group_width, width = f32_nchwc_group_width(Co, grp);
         const size_t nib = Ci / kNchwcBlock;
         float* buf = gemm_scratch(pass_k * (group_width + 16));
         float* seg = buf + pass_k * group_width;
@@ -419,20 +422,11 @@ void Runtime::prepare_node(size_t index) {
         if (hswish) hswish_pass(N * Co * P);
       };
     } else if (depthwise && w.encoding != Encoding::kBsr) {
-      const float* wd = nullptr;
-      if (w.encoding == Encoding::kCodebook) {
-        // Depthwise weights are tiny (Co x kh x kw, 0.2 % of MobileNetV2's weight bytes), so they
-        // are decoded once here and run by the depthwise kernels; through the codebook GEMM each
-        // channel would be its own 1-row GEMM (3x slower end to end). The memory target of
-        // codebooks concerns the big 1x1 / 3x3 / linear layers, which stay packed.
-        const CodebookView cv = codebook_view(w);
-        cb_weights cw{Co, K, cv.bits, cv.row_bytes, cv.packed, cv.table, cv.group, cv.row_scale};
-        owned_.emplace_back(Co * K);
-        cb_gemm_decode_rows(0, Co, &cw, owned_.back().data());
-        wd = owned_.back().data();
-      } else {
-        wd = dense_weights(c, w, owned_);
-      }
+      // Codebook depthwise weights are tiny (Co x kh x kw, 0.2 % of MobileNetV2's weight bytes), so
+      // dense_weights decodes them once here for the depthwise kernels; through the codebook GEMM
+      // each channel would be its own 1-row GEMM (3x slower end to end). The memory target of
+      // codebooks concerns the big 1x1 / 3x3 / linear layers, which stay packed.
+      const float* wd = dense_weights(c, w, owned_);
       f32_dwconv_params prm{kh, kw, size_t(sh), size_t(sw), size_t(dh), size_t(dw), mm};
       // Unpadded entry points: a kernel reads its channel in place (zeros for the padding), so
       // no padded copy of every channel is made per run.
@@ -642,8 +636,7 @@ void Runtime::prepare_node(size_t index) {
           if (hswish) hswish_pass(N * Co * P);
         };
       } else {
-        const CodebookView cv = codebook_view(w);
-        cb_weights cw{Co, K, cv.bits, cv.row_bytes, cv.packed, cv.table, cv.group, cv.row_scale};
+        const cb_weights cw = codebook_weights(w, Co, K);
         bool hoisted = false;  // decode once per call, then the dense GEMM of this ISA
 #if defined(__x86_64__) || defined(_M_X64)
         hoisted = ks.cb.gemm.fn == cb_gemm_ukernel_6x16__avx2_fma && ks.gemm.mr == 6;
@@ -824,8 +817,7 @@ void Runtime::prepare_node(size_t index) {
           });
         };
       } else {
-        const CodebookView cv = codebook_view(w);
-        cb_weights cw{O, K, cv.bits, cv.row_bytes, cv.packed, cv.table, cv.group, cv.row_scale};
+        const cb_weights cw = codebook_weights(w, O, K);
         const auto kern = ks.cb.gemm;
         const size_t mr = ks.cb.mr;
         step.stats.kernel = kern.name;

@@ -84,7 +84,7 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
   const conv2d_geometry& g = cp->g;
   const size_t taps = g.kh * g.kw, p = g.ho * g.wo, nib = cp->ic / kC;
   const size_t o0 = group * kC * kNchwcGroupBlocks;
-  const size_t width = std::min(kC * kNchwcGroupBlocks, cp->oc - o0), ob = width / kC;
+  const size_t width = f32_nchwc_group_width(cp->oc, group), ob = width / kC;
   const float* w = packed + o0 * cp->ic * taps;
   float* yg = y + o0 * p;
   const float* bg = bias != nullptr ? bias + o0 : nullptr;

@@ -12,12 +12,6 @@ namespace {
 // measured (csrc/README.md), so the pixels of a pass reread them from L2, not L3 / DRAM.
 constexpr size_t kPassWeightBytes = 512 * 1024;
 
-// First output channel's group and the group's width.
-size_t group_channels(size_t oc, size_t group) {
-  const size_t width = kNchwcBlock * kNchwcGroupBlocks;
-  return std::min(width, oc - group * width);
-}
-
 }  // namespace
 
 void f32_nchwc_padded(const conv2d_geometry& g, size_t* hp, size_t* wp) {
@@ -72,7 +66,7 @@ size_t f32_nchwc_packed_size(size_t oc, size_t ic, size_t kh, size_t kw) {
 void f32_nchwc_pack(size_t oc, size_t ic, size_t kh, size_t kw, const float* w, float* packed) {
   const size_t c = kNchwcBlock, taps = kh * kw, groups = ceil_div(oc, c * kNchwcGroupBlocks);
   for (size_t grp = 0; grp < groups; ++grp) {
-    const size_t o0 = grp * c * kNchwcGroupBlocks, width = group_channels(oc, grp);
+    const size_t o0 = grp * c * kNchwcGroupBlocks, width = f32_nchwc_group_width(oc, grp);
     float* out = packed + o0 * ic * taps;
     for (size_t ib = 0; ib < ic / c; ++ib)
       for (size_t t = 0; t < taps; ++t)
@@ -86,7 +80,7 @@ void f32_nchwc_conv__scalar(const f32_nchwc_conv_params* cp, const float* x, con
                             const f32_minmax* params) {
   const conv2d_geometry& g = cp->g;
   const size_t c = kNchwcBlock, taps = g.kh * g.kw, p = g.ho * g.wo;
-  const size_t o0 = group * c * kNchwcGroupBlocks, width = group_channels(cp->oc, group);
+  const size_t o0 = group * c * kNchwcGroupBlocks, width = f32_nchwc_group_width(cp->oc, group);
   const float* w = packed + o0 * cp->ic * taps;
   for (size_t px = p0; px < p1; ++px)
     for (size_t o = 0; o < width; ++o) {

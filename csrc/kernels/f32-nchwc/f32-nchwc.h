@@ -19,6 +19,12 @@ namespace edgefit {
 constexpr size_t kNchwcBlock = 16;       // channels per block
 constexpr size_t kNchwcGroupBlocks = 4;  // output blocks per tile (64 output channels)
 
+// Output channels of group `group` (64, fewer in the last group).
+inline size_t f32_nchwc_group_width(size_t oc, size_t group) {
+  const size_t width = kNchwcBlock * kNchwcGroupBlocks, o0 = group * width;
+  return oc - o0 < width ? oc - o0 : width;
+}
+
 // One prepared convolution. The input is read as [ic / 16][hp][wp][16]: the padded copy made by
 // f32_nchwc_pad when the convolution pads, else the input itself (hp = h, wp = w).
 struct f32_nchwc_conv_params {
