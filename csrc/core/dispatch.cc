@@ -203,6 +203,7 @@ NchwcConfig select_nchwc(Isa isa) {
     c.to_blocked = K(f32_nchw_to_nchwc__avx512f);
     c.to_plain = K(f32_nchwc_to_nchw__avx512f);
     c.decode_cb = K(f32_nchwc_decode_cb__avx512f);
+    c.maxpool = K(f32_nchwc_maxpool__avx512f);
   }
 #endif
   (void)isa;
@@ -271,6 +272,7 @@ std::vector<KernelInfo> kernel_registry(const CpuInfo& cpu) {
     add(select_nchwc(isa).to_blocked.name, "f32-nchwc");
     add(select_nchwc(isa).to_plain.name, "f32-nchwc");
     add(select_nchwc(isa).decode_cb.name, "f32-nchwc");
+    add(select_nchwc(isa).maxpool.name, "f32-nchwc");
     // What blocked regions run around their convolutions: scalar code, but run only where the
     // convolutions are (listed as available elsewhere it would never be selected).
     if (select_nchwc(isa).conv.fn != nullptr && cpu.supports(isa))

@@ -75,6 +75,7 @@ struct NchwcConfig {
   Kernel<f32_nchwc_dwconv_fn> dwconv;  // set whenever conv is, as are the reorders
   Kernel<f32_nchwc_reorder_fn> to_blocked, to_plain;
   Kernel<f32_nchwc_decode_cb_fn> decode_cb;  // codebook weights, pass by pass
+  Kernel<f32_nchwc_maxpool_fn> maxpool;
 };
 
 struct KernelSet {

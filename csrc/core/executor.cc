@@ -316,17 +316,21 @@ void Runtime::prepare_node(size_t index) {
       c.fail("internal: a fused residual needs a blocked convolution and a blocked input like y");
 
     if (blocked_[yi]) {
-      // Channel-blocked input and output (core/layout.h): the NCHWc tiles over the input itself
-      // or, where the convolution pads, over a padded copy (measured: csrc/README.md).
-      if (!blocked_[xi] || (G != 1 && !depthwise) || dh != 1 || dw != 1 || Ci % kNchwcBlock ||
+      // Channel-blocked output (core/layout.h): the NCHWc tiles over the input itself or, where
+      // the convolution pads, over a padded copy (measured: csrc/README.md). A stem reads its
+      // plain NCHW input (in_block 1: an image's 3 channels) instead of a reorder of it.
+      const bool plain_in = !blocked_[xi];
+      const size_t in_block = plain_in ? 1 : kNchwcBlock;
+      if ((plain_in && G != 1) || (G != 1 && !depthwise) || dh != 1 || dw != 1 || Ci % in_block ||
           Co % kNchwcBlock || (depthwise && kh * kw > 64) || w.encoding == Encoding::kBsr)
         c.fail("internal: not a channel-blocked convolution");
       // Codebook weights stay compressed: each task decodes its 64-channel group pass by pass
       // into a per-thread buffer in the packed layout (the weight memory target: csrc/README.md);
-      // depthwise ones are tiny and decoded here, as on the NCHW path.
+      // depthwise ones and those of plain-input convolutions (a stem: 3 input channels) are tiny
+      // and decoded here, as on the NCHW path.
       const bool codebook = w.encoding == Encoding::kCodebook;
-      const bool decode = codebook && !depthwise;
-      const cb_weights cw = codebook ? codebook_weights(w, Co, K) : cb_weights{};
+      const bool decode = codebook && !depthwise && !plain_in;
+      const cb_weights cw = decode ? codebook_weights(w, Co, K) : cb_weights{};
       float* packed = nullptr;
       if (!decode) {
         const float* wd = dense_weights(c, w, owned_);
@@ -335,7 +339,7 @@ void Runtime::prepare_node(size_t index) {
         if (depthwise)
           f32_nchwc_dw_pack(Co, kh, kw, wd, packed);
         else
-          f32_nchwc_pack(Co, Ci, kh, kw, wd, packed);
+          f32_nchwc_pack(Co, Ci, kh, kw, wd, packed, in_block);
       }
       const conv2d_geometry geo{
           H, W, Ho, Wo, kh, kw, size_t(sh), size_t(sw), size_t(pad[0]), size_t(pad[1]), 1, 1};
@@ -344,14 +348,15 @@ void Runtime::prepare_node(size_t index) {
       cp.g = geo;
       cp.ic = Ci;
       cp.oc = Co;
+      cp.in_block = in_block;
       cp.hp = H;
       cp.wp = W;
       if (padded) f32_nchwc_padded(geo, &cp.hp, &cp.wp);
       if (padded) scratch_bytes_ = std::max(scratch_bytes_, Ci * cp.hp * cp.wp * sizeof(float));
-      cp.pass_blocks = f32_nchwc_pass_blocks(Ci, kh, kw);
+      cp.pass_blocks = f32_nchwc_pass_blocks(Ci, kh, kw, in_block);
       // Per-pixel input offsets for the dense tiles (the depthwise kernel works them out itself).
       auto offs = std::make_shared<std::vector<size_t>>(depthwise ? 0 : P);
-      if (!depthwise) f32_nchwc_offsets(geo, cp.wp, offs->data());
+      if (!depthwise) f32_nchwc_offsets(geo, cp.wp, offs->data(), in_block);
       cp.offs = offs->data();
       // Tasks: every 64-channel group, its pixels split (in whole 6-pixel tiles) only as far as
       // the threads need work: each split reads the group's weights once more.
@@ -396,14 +401,14 @@ void Runtime::prepare_node(size_t index) {
       step.fn = [=, this]() {
         const float* xp = f32(xi);
         float* yp = f32(yi);
-        const size_t blocks = Ci / kNchwcBlock;
+        const size_t blocks = Ci / in_block;
         f32_nchwc_conv_params pc = cp;
         for (size_t b = 0; b < N; ++b) {
           const float* xb = xp + b * Ci * H * W;
           if (fused_residual) pc.residual = f32(ri) + b * Co * P;
           if (padded) {
-            pool->parallel_for(blocks,
-                               [&](size_t t) { f32_nchwc_pad(geo, t, t + 1, xb, scratch_); });
+            pool->parallel_for(
+                blocks, [&](size_t t) { f32_nchwc_pad(geo, t, t + 1, xb, scratch_, in_block); });
             xb = scratch_;
           }
           pool->parallel_for(groups * splits, [&](size_t t) {
@@ -973,9 +978,22 @@ void Runtime::prepare_node(size_t index) {
     pool2d_geometry geo{size_t(H),      size_t(W),      size_t(Ho), size_t(Wo),     size_t(kh),
                         size_t(kw),     size_t(sh),     size_t(sw), size_t(pad[0]), size_t(pad[1]),
                         size_t(pad[2]), size_t(pad[3]), include_pad};
+    const size_t planes = size_t(x.shape[0] * x.shape[1]);
+    if (blocked_[xi]) {
+      // A max pool inside a blocked region (ResNet-50's stem: core/layout.h).
+      if (n.op != "max_pool2d" || !blocked_[yi] || planes % kNchwcBlock)
+        c.fail("internal: not a channel-blocked max pool");
+      const auto kern = ks.nchwc.maxpool;
+      step.stats.kernel = kern.name;
+      const size_t blocks = planes / kNchwcBlock;  // of every image: blocks never span images
+      step.fn = [=, this]() {
+        pool->parallel_for(blocks, [&](size_t t) { kern.fn(&geo, t, t + 1, f32(xi), f32(yi)); });
+      };
+      steps_.push_back(std::move(step));
+      return;
+    }
     const auto kern = n.op == "max_pool2d" ? ks.pool.max : ks.pool.avg;
     step.stats.kernel = kern.name;
-    const size_t planes = size_t(x.shape[0] * x.shape[1]);
     step.fn = [=, this]() {
       const float* xp = f32(xi);
       float* yp = f32(yi);

@@ -31,6 +31,11 @@ bool attr_all_ones(const NodeDef& n, const std::string& key) {
   return true;
 }
 
+int64_t conv_groups(const NodeDef& n) {
+  auto it = n.attrs.find("groups");
+  return it == n.attrs.end() || it->second.ints.empty() ? 1 : it->second.ints[0];
+}
+
 bool blocked_conv(const Model& m, const NodeDef& n) {
   if (n.op != "conv2d" || n.inputs.size() < 2 || n.outputs.size() != 1) return false;
   const ValueDef& x = m.values[n.inputs[0]];
@@ -38,18 +43,32 @@ bool blocked_conv(const Model& m, const NodeDef& n) {
   const ValueDef& y = m.values[n.outputs[0]];
   const bool supported_weights = w.kind == ValueKind::kConstant && w.shape.size() == 4 &&
                                  w.encoding != Encoding::kBsr;  // dense, int8 or codebook
-  if (!supported_weights || !blockable(x) || !blockable(y) || !attr_all_ones(n, "dilation"))
+  if (!supported_weights || !is_activation(x) || x.shape.size() != 4 || !blockable(y) ||
+      !attr_all_ones(n, "dilation"))
     return false;
-  auto it = n.attrs.find("groups");
-  const int64_t groups = it == n.attrs.end() || it->second.ints.empty() ? 1 : it->second.ints[0];
-  if (groups == 1) return w.shape[1] == x.shape[1];
+  const int64_t groups = conv_groups(n);
+  // Ungrouped: blocked inputs, or a few plain channels read in place (reads_plain_input).
+  if (groups == 1)
+    return w.shape[1] == x.shape[1] && (blockable(x) || (x.shape[1] < int64_t(kNchwcBlock)));
+  if (!blockable(x)) return false;
   // Depthwise: one filter per channel (filters of at most 64 taps, f32_nchwc_dwconv).
   return groups == x.shape[1] && w.shape[0] == x.shape[1] && y.shape[1] == x.shape[1] &&
          w.shape[1] == 1 && w.shape[2] > 0 && w.shape[3] > 0 && w.shape[2] * w.shape[3] <= 64;
 }
 
-bool elementwise(const NodeDef& n) {
-  return n.op == "add" || n.op == "relu" || n.op == "relu6" || n.op == "hardswish";
+// Ops that keep the layout of their inputs: blocked when every input is.
+bool layout_preserving(const NodeDef& n) {
+  return n.op == "add" || n.op == "relu" || n.op == "relu6" || n.op == "hardswish" ||
+         n.op == "max_pool2d";
+}
+
+// A blocked convolution that reads its input as NCHW, without a reorder: ungrouped ones of fewer
+// than 16 input channels (an image's 3: the stems). Measured: a 24-channel 1x1 read this way ran
+// at 38 GFMA/s, slower than the NCHW GEMM it replaced (csrc/README.md).
+bool reads_plain_input(const Model& m, const NodeDef& n) {
+  const ValueDef& x = m.values[n.inputs[0]];
+  return n.op == "conv2d" && conv_groups(n) == 1 && x.shape.size() == 4 &&
+         x.shape[1] < int64_t(kNchwcBlock);
 }
 
 // conv (no activation) -> t, add(t, r) -> s  becomes  conv(..., r) -> s with the add's
@@ -117,7 +136,7 @@ std::vector<bool> plan_nchwc(Model& model) {
     const uint32_t y = n.outputs[0];
     if (blocked_conv(model, n)) {
       blocked[y] = true;
-    } else if (elementwise(n) && !n.inputs.empty() && blockable(model.values[y])) {
+    } else if (layout_preserving(n) && !n.inputs.empty() && blockable(model.values[y])) {
       bool all = true;
       for (uint32_t v : n.inputs) all = all && blocked[v];
       blocked[y] = all;
@@ -148,7 +167,8 @@ std::vector<bool> plan_nchwc(Model& model) {
     if (out_blocked && n.op == "conv2d") {
       const uint32_t root = find(n.outputs[0]), x = n.inputs[0];
       ++convs[root];
-      if (!blocked[x] && !to_counted[x]) ++reorders[root], to_counted[x] = true;
+      if (!blocked[x] && !reads_plain_input(model, n) && !to_counted[x])
+        ++reorders[root], to_counted[x] = true;
     }
     if (reads_blocked(n)) continue;
     for (uint32_t v : n.inputs)
@@ -163,7 +183,7 @@ std::vector<bool> plan_nchwc(Model& model) {
   // blocked elementwise output still has only blocked inputs (regions are closed, so this only
   // guards the invariant the executor relies on).
   for (const NodeDef& n : model.nodes)
-    if (n.outputs.size() == 1 && blocked[n.outputs[0]] && elementwise(n))
+    if (n.outputs.size() == 1 && blocked[n.outputs[0]] && layout_preserving(n))
       for (uint32_t v : n.inputs)
         if (!blocked[v]) throw LoadError("internal: NCHWc plan mixes layouts at '" + n.name + "'");
 
@@ -192,7 +212,7 @@ std::vector<bool> plan_nchwc(Model& model) {
   };
   for (NodeDef n : model.nodes) {
     const bool out_blocked = n.outputs.size() == 1 && blocked[n.outputs[0]];
-    if (out_blocked && n.op == "conv2d" && !blocked[n.inputs[0]])
+    if (out_blocked && n.op == "conv2d" && !blocked[n.inputs[0]] && !reads_plain_input(model, n))
       n.inputs[0] = reorder(n.inputs[0], true);
     if (!reads_blocked(n))
       for (uint32_t& v : n.inputs)

@@ -12,14 +12,17 @@ namespace edgefit {
 // blocked region starts or ends, and returns, per value of the rewritten model, whether it is
 // stored blocked. Blocked are the outputs of undilated convolutions, ungrouped or depthwise,
 // whose channel counts are multiples of 16 and whose weights are dense, int8 or codebooks
-// (block-sparse ones keep their CHW SpMM), and of add / relu / relu6 / hardswish whose
-// inputs are all blocked; a global average pool reads a blocked input directly. Graph inputs and
-// outputs stay NCHW. A region (values joined through the nodes that produce them) is kept blocked
-// only when its convolutions outnumber its reorders at least two to one: each reorder is a copy of
-// a tensor, and a MobileNetV2 block (1x1, depthwise, 1x1) would pay two per two convolutions.
-// Then an add of two blocked tensors, one the sole use of a blocked convolution without an
-// activation, is fused into that convolution (its other input added before the clamp; the
-// conv gets the add's activation, attr "_residual" and the residual as its last input).
+// (block-sparse ones keep their CHW SpMM), and of add / relu / relu6 / hardswish / max pool whose
+// inputs are all blocked; a global average pool reads a blocked input directly. An ungrouped
+// convolution of fewer than 16 input channels (a stem reading an image) reads its plain input as
+// it is and writes blocks; others need their input blocked (a reorder). Graph inputs and outputs
+// stay NCHW. A region (values joined through the nodes that produce them) is kept blocked only when
+// its convolutions outnumber its reorders at least two to one: each reorder is a copy of a tensor,
+// and a MobileNetV2 block (1x1, depthwise, 1x1) would pay two per two convolutions. Then an add of
+// two blocked tensors, one the sole use of a blocked convolution without an activation, is fused
+// into that convolution (its other input added before the clamp; the conv gets the add's
+// activation, attr
+// "_residual" and the residual as its last input).
 std::vector<bool> plan_nchwc(Model& model);
 
 }  // namespace edgefit

@@ -559,6 +559,27 @@ static void test_conv_t(Isa isa) {
 // The channel-blocked convolution (f32-nchwc) against a direct NCHW convolution: the scalar
 // reference for every ISA, and this ISA's tiles where it has them. Outputs are compared after
 // reordering back, so the reorders are checked too.
+// y[o][p] = clamp(bias[o] + sum of w x x) of an NCHW image, in doubles (dilation 1).
+static std::vector<float> naive_conv(const conv2d_geometry& g, size_t ic, size_t oc,
+                                     const std::vector<float>& x, const std::vector<float>& w,
+                                     const std::vector<float>& bias, const f32_minmax* mm) {
+  const size_t p = g.ho * g.wo, taps = g.kh * g.kw;
+  std::vector<float> y(oc * p);
+  for (size_t o = 0; o < oc; ++o)
+    for (size_t px = 0; px < p; ++px) {
+      double a = bias[o];
+      for (size_t c = 0; c < ic; ++c)
+        for (size_t t = 0; t < taps; ++t) {
+          const ptrdiff_t iy = ptrdiff_t((px / g.wo) * g.sh + t / g.kw) - ptrdiff_t(g.pt);
+          const ptrdiff_t ix = ptrdiff_t((px % g.wo) * g.sw + t % g.kw) - ptrdiff_t(g.pl);
+          if (iy < 0 || ix < 0 || iy >= ptrdiff_t(g.h) || ix >= ptrdiff_t(g.w)) continue;
+          a += double(w[(o * ic + c) * taps + t]) * x[(c * g.h + size_t(iy)) * g.w + size_t(ix)];
+        }
+      y[o * p + px] = f32_clamp(float(a), mm);
+    }
+  return y;
+}
+
 static void test_nchwc(Isa isa) {
   const NchwcConfig nc = select_kernels(CpuInfo::host(), isa).nchwc;
   std::mt19937 rng(23);
@@ -593,20 +614,7 @@ static void test_nchwc(Isa isa) {
     const size_t p = g.ho * g.wo, taps = cs.k * cs.k;
     auto x = randv(rng, cs.ic * cs.h * cs.w), w = randv(rng, cs.oc * cs.ic * taps);
     auto bias = randv(rng, cs.oc);
-    std::vector<float> want(cs.oc * p);
-    for (size_t o = 0; o < cs.oc; ++o)
-      for (size_t px = 0; px < p; ++px) {
-        double a = bias[o];
-        for (size_t c = 0; c < cs.ic; ++c)
-          for (size_t t = 0; t < taps; ++t) {
-            const ptrdiff_t iy = ptrdiff_t((px / g.wo) * cs.s + t / cs.k) - ptrdiff_t(cs.pad);
-            const ptrdiff_t ix = ptrdiff_t((px % g.wo) * cs.s + t % cs.k) - ptrdiff_t(cs.pad);
-            if (iy < 0 || ix < 0 || iy >= ptrdiff_t(cs.h) || ix >= ptrdiff_t(cs.w)) continue;
-            a += double(w[(o * cs.ic + c) * taps + t]) *
-                 x[(c * cs.h + size_t(iy)) * cs.w + size_t(ix)];
-          }
-        want[o * p + px] = f32_clamp(float(a), &mm);
-      }
+    const std::vector<float> want = naive_conv(g, cs.ic, cs.oc, x, w, bias, &mm);
     const size_t blocks = cs.ic / kNchwcBlock;
     std::vector<float> xb(x.size(), 7.0f);
     f32_nchw_to_nchwc__scalar(cs.h * cs.w, 0, blocks, x.data(), xb.data());
@@ -692,6 +700,95 @@ static void test_nchwc(Isa isa) {
       gap_want[c] = float(a / double(cs.h * cs.w));
     }
     CHECK(max_err(gap, gap_want) < 1e-5f);
+  }
+}
+
+// Plain NCHW inputs of any channel count into blocked outputs (in_block 1: stems, 24-channel
+// tensors), against the naive convolution, for the scalar reference and this ISA's tiles.
+static void test_nchwc_plain_input(Isa isa) {
+  const NchwcConfig nc = select_kernels(CpuInfo::host(), isa).nchwc;
+  std::mt19937 rng(29);
+  const f32_minmax mm{-1.0f, 1.5f};
+  struct Case {
+    size_t ic, oc, h, w, k, s, pad, pass;  // pass: channels per pass, 0 = the default
+  };
+  const Case cases[] = {
+      {3, 32, 11, 13, 3, 2, 1, 0},  // MobileNetV2's stem shape, odd image
+      {3, 64, 15, 15, 7, 2, 3, 0},  // ResNet-50's conv1 shape
+      {24, 48, 7, 9, 1, 1, 0, 0},   // a 24-channel 1x1 read in place
+      {5, 80, 6, 6, 3, 1, 1, 2},    // 3 passes of 2, 2, 1 channels; 80 = 64 + 16
+  };
+  for (const Case& cs : cases) {
+    conv2d_geometry g{cs.h, cs.w, 0, 0, cs.k, cs.k, cs.s, cs.s, cs.pad, cs.pad, 1, 1};
+    g.ho = (cs.h + 2 * cs.pad - cs.k) / cs.s + 1;
+    g.wo = (cs.w + 2 * cs.pad - cs.k) / cs.s + 1;
+    const size_t p = g.ho * g.wo;
+    auto x = randv(rng, cs.ic * cs.h * cs.w), w = randv(rng, cs.oc * cs.ic * cs.k * cs.k);
+    auto bias = randv(rng, cs.oc);
+    const std::vector<float> want = naive_conv(g, cs.ic, cs.oc, x, w, bias, &mm);
+    std::vector<float> packed(f32_nchwc_packed_size(cs.oc, cs.ic, cs.k, cs.k), 9.0f);
+    f32_nchwc_pack(cs.oc, cs.ic, cs.k, cs.k, w.data(), packed.data(), 1);
+    f32_nchwc_conv_params cp;
+    cp.g = g;
+    cp.ic = cs.ic;
+    cp.oc = cs.oc;
+    cp.in_block = 1;
+    cp.hp = cs.h;
+    cp.wp = cs.w;
+    std::vector<float> xpad;
+    const float* in = x.data();
+    if (f32_nchwc_needs_pad(g)) {
+      f32_nchwc_padded(g, &cp.hp, &cp.wp);
+      xpad.assign(cs.ic * cp.hp * cp.wp, 5.0f);
+      f32_nchwc_pad(g, 0, cs.ic, x.data(), xpad.data(), 1);
+      in = xpad.data();
+    }
+    cp.pass_blocks = cs.pass ? cs.pass : f32_nchwc_pass_blocks(cs.ic, cs.k, cs.k, 1);
+    std::vector<size_t> offs(p);
+    f32_nchwc_offsets(g, cp.wp, offs.data(), 1);
+    cp.offs = offs.data();
+    for (f32_nchwc_conv_fn fn : {f32_nchwc_conv_fn(f32_nchwc_conv__scalar), nc.conv.fn}) {
+      if (fn == nullptr) continue;
+      for (size_t split : {size_t(1), size_t(7)}) {
+        std::vector<float> yb(cs.oc * p, 1e9f), got(cs.oc * p, 3.0f);
+        for (size_t grp = 0; grp < (cs.oc + 63) / 64; ++grp)
+          for (size_t p0 = 0; p0 < p; p0 += (split == 1 ? p : split))
+            fn(&cp, in, packed.data(), bias.data(), yb.data(), grp, p0,
+               std::min(p, p0 + (split == 1 ? p : split)), &mm);
+        f32_nchwc_to_nchw__scalar(p, 0, cs.oc / kNchwcBlock, yb.data(), got.data());
+        CHECK(max_err(got, want) < 1e-4f);
+      }
+    }
+  }
+}
+
+// The blocked max pool against the NCHW one, with padding and ceil_mode's short last window.
+static void test_nchwc_maxpool() {
+  std::mt19937 rng(31);
+  struct Case {
+    size_t h, w, ho, wo, k, s, pad;
+  };
+  const Case cases[] = {{9, 9, 5, 5, 3, 2, 1}, {8, 8, 4, 4, 3, 2, 0}, {5, 7, 5, 7, 3, 1, 1}};
+  for (const Case& cs : cases) {
+    const pool2d_geometry g{cs.h, cs.w,   cs.ho,  cs.wo,  cs.k,   cs.k, cs.s,
+                            cs.s, cs.pad, cs.pad, cs.pad, cs.pad, true};
+    const size_t channels = 32, in = cs.h * cs.w, out = cs.ho * cs.wo;
+    const auto x = randv(rng, channels * in);
+    std::vector<float> want(channels * out), xb(x.size()), yb(channels * out, 1e9f),
+        got(channels * out);
+    for (size_t c = 0; c < channels; ++c)
+      f32_maxpool2d__scalar(&g, x.data() + c * in, want.data() + c * out);
+    f32_nchw_to_nchwc__scalar(in, 0, channels / 16, x.data(), xb.data());
+    std::vector<f32_nchwc_maxpool_fn> fns = {f32_nchwc_maxpool__scalar};
+    if (CpuInfo::host().supports(Isa::kAvx512))
+      fns.push_back(select_nchwc(Isa::kAvx512).maxpool.fn);
+    for (f32_nchwc_maxpool_fn fn : fns) {
+      std::fill(yb.begin(), yb.end(), 1e9f);
+      fn(&g, 0, 1, xb.data(), yb.data());
+      fn(&g, 1, 2, xb.data(), yb.data());
+      f32_nchwc_to_nchw__scalar(out, 0, channels / 16, yb.data(), got.data());
+      CHECK(got == want);
+    }
   }
 }
 
@@ -875,6 +972,7 @@ int main(int argc, char** argv) {
   test_thread_pool();
   test_fuzz_cases();
   test_pack_b();
+  test_nchwc_maxpool();
   const CpuInfo& cpu = CpuInfo::host();
   for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kNeon}) {
     if (!cpu.supports(isa)) {
@@ -886,6 +984,7 @@ int main(int argc, char** argv) {
     test_gemm_t(isa);
     test_conv_t(isa);
     test_nchwc(isa);
+    test_nchwc_plain_input(isa);
     test_nchwc_dw(isa);
     test_nchwc_decode_cb(isa);
     test_im2col_packed(isa);

@@ -62,7 +62,8 @@ def _coverage_graphs(h) -> list[tuple[Graph, dict[str, np.ndarray]]]:
     nodes = (Node("quantize", "n0", ("x",), ("q",), q), Node("dequantize", "n1", ("q",), ("y",), q))
     out.append((verify(Graph(("x",), ("y",), nodes, values, {}, {})), {"x": x}))
     # Four 16-channel convolutions (the second depthwise, the third 4-bit codebook) into a global
-    # pool and a max pool: a channel-blocked region (f32_nchwc_*) with a reorder in and one out.
+    # pool and a max pool (blocked, its ReLU reads it back to NCHW): a channel-blocked region
+    # (f32_nchwc_*) with a reorder in and one out.
     xb = rng.standard_normal((1, 16, 8, 8)).astype(np.float32)
     groups = (1, 16, 1, 1)
     consts = {
@@ -74,6 +75,7 @@ def _coverage_graphs(h) -> list[tuple[Graph, dict[str, np.ndarray]]]:
     chain = ("x", "a0", "a1", "a2", "a3")
     values = {v: Value(v, (1, 16, 8, 8)) for v in chain}
     values |= {"y": Value("y", (1, 16, 1, 1)), "z": Value("z", (1, 16, 4, 4))}
+    values |= {"m": Value("m", (1, 16, 4, 4))}
     values |= {k: Value(k, c.shape) for k, c in consts.items()}
     nodes = tuple(
         Node(
@@ -87,7 +89,8 @@ def _coverage_graphs(h) -> list[tuple[Graph, dict[str, np.ndarray]]]:
     )
     nodes += (
         Node("global_avg_pool", "gap", ("a3",), ("y",), freeze({})),
-        Node("max_pool2d", "mp", ("a3",), ("z",), freeze({"kernel": (2, 2)})),
+        Node("max_pool2d", "mp", ("a3",), ("m",), freeze({"kernel": (2, 2)})),
+        Node("relu", "r", ("m",), ("z",), freeze({})),
     )
     out.append((verify(Graph(("x",), ("y", "z"), nodes, values, consts, {})), {"x": xb}))
     return out

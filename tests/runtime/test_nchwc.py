@@ -150,3 +150,44 @@ def test_blocked_depthwise_block_matches_reference(h, artifact, isa, k, stride, 
         assert "add" not in {node["name"] for node in s.nodes}  # fused into q's store
     else:
         assert "add" in {node["name"] for node in s.nodes}
+
+
+@pytest.mark.parametrize("k,stride,hw,ceil_mode", [(7, 2, 17, 0), (3, 2, 16, 1), (3, 1, 9, 0)])
+@pytest.mark.parametrize("encoding", ["dense", "cb4"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_stem_and_max_pool_run_blocked(h, artifact, isa, k, stride, hw, ceil_mode, encoding, threads):
+    """A stem (3 input channels) writes blocks straight from the plain image, and the max pool after
+    it pools blocks: ResNet-50's conv1 + maxpool + layer1 without a reorder."""
+    rng = np.random.default_rng(k + hw + ceil_mode)
+    ho = (hw + 2 * (k // 2) - k) // stride + 1
+    span = ho + 2 - 3
+    hp = (span + (1 if ceil_mode else 0)) // 2 + 1
+    if ceil_mode and (hp - 1) * 2 >= ho + 1:
+        hp -= 1
+    shapes = {"x": (1, 3, hw, hw), "a": (1, 32, ho, ho), "m": (1, 32, hp, hp)}
+    shapes |= {"b": (1, 32, hp, hp), "c": (1, 48, hp, hp), "g": (1, 48, 1, 1)}
+    rand = lambda *s: rng.standard_normal(s).astype(np.float32) / 4  # noqa: E731
+    consts = {"ws": h.encode(rand(32, 3, k, k), encoding), "bs": h.encode(rand(32), "dense")}
+    consts |= {"w1": h.encode(rand(32, 32, 3, 3), "dense"), "b1": h.encode(rand(32), "dense")}
+    consts |= {"w2": h.encode(rand(48, 32, 1, 1), "dense"), "b2": h.encode(rand(48), "dense")}
+    pool = {"kernel": (3, 3), "stride": (2, 2), "padding": (1, 1, 1, 1), "ceil_mode": ceil_mode}
+    nodes = (
+        _conv("stem", "x", "a", "ws", "bs", stride, k // 2, "relu"),
+        Node("max_pool2d", "mp", ("a",), ("m",), freeze(pool), "test.py:1"),
+        _conv("c1", "m", "b", "w1", "b1", 1, 1, "relu"),
+        _conv("c2", "b", "c", "w2", "b2"),
+        Node("global_avg_pool", "gap", ("c",), ("g",), freeze({}), "test.py:1"),
+    )
+    values = {n: Value(n, s, "f32") for n, s in shapes.items()}
+    values |= {n: Value(n, tuple(c.shape), "f32") for n, c in consts.items()}
+    graph = verify(Graph(("x",), ("g",), nodes, values, consts, {"model": "test"}))
+    feeds = {"x": rng.standard_normal(shapes["x"]).astype(np.float32)}
+    s = Session(artifact(graph), threads=threads, isa=isa)
+    assert h.rel_err(s.run(feeds)["g"], reference.run(graph, feeds)["g"]) <= 2e-5
+    kernels = {node["name"]: node["kernel"] for node in s.nodes}
+    if isa == "avx512":
+        assert kernels["stem"] == "f32_nchwc_conv__avx512f", kernels
+        assert kernels["mp"] == "f32_nchwc_maxpool__avx512f"
+        assert not any(node["op"] == "to_nchwc" for node in s.nodes), kernels
+    else:
+        assert not any("nchwc" in kernel for kernel in kernels.values()), kernels

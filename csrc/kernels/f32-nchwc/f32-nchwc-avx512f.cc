@@ -10,6 +10,7 @@
 #endif
 
 #include <algorithm>
+#include <cmath>
 
 #include "kernels/f32-nchwc/f32-nchwc.h"
 
@@ -20,9 +21,10 @@ namespace {
 constexpr size_t kC = kNchwcBlock;
 
 // Pixel i reads x + offs[i] (+ the tap's offset); its results go to y + i * 16 of each block.
+// CB: input channels per block (16, or 1 for a plain NCHW input whose blocks are channel planes).
 // first: start from the bias, else from y (an earlier pass); last: add r (laid out like y) if
 // not null, then clamp.
-template <size_t P, size_t OB>
+template <size_t P, size_t OB, size_t CB>
 void tile(const float* x, const size_t* offs, size_t block_stride, size_t row_stride, size_t nib,
           size_t kh, size_t kw, const float* w, const float* bias, float* y, size_t y_stride,
           bool first, bool last, const float* r, const f32_minmax* mm) {
@@ -40,9 +42,9 @@ void tile(const float* x, const size_t* offs, size_t block_stride, size_t row_st
   for (size_t ib = 0; ib < nib; ++ib)
     for (size_t ky = 0; ky < kh; ++ky)
       for (size_t kx = 0; kx < kw; ++kx) {
-        const float* xb = x + ib * block_stride + ky * row_stride + kx * kC;
+        const float* xb = x + ib * block_stride + ky * row_stride + kx * CB;
 #pragma GCC unroll 4
-        for (size_t c = 0; c < kC; ++c) {
+        for (size_t c = 0; c < CB; ++c) {
           __m512 wv[OB];
 #pragma GCC unroll 4
           for (size_t b = 0; b < OB; ++b) wv[b] = _mm512_loadu_ps(w + b * kC);
@@ -71,10 +73,11 @@ typedef void (*tile_fn)(const float*, const size_t*, size_t, size_t, size_t, siz
                         const float*, const float*, float*, size_t, bool, bool, const float*,
                         const f32_minmax*);
 
-template <size_t OB>
-constexpr tile_fn kRow[6] = {tile<1, OB>, tile<2, OB>, tile<3, OB>,
-                             tile<4, OB>, tile<5, OB>, tile<6, OB>};
-constexpr const tile_fn* kTiles[4] = {kRow<1>, kRow<2>, kRow<3>, kRow<4>};
+template <size_t OB, size_t CB>
+constexpr tile_fn kRow[6] = {tile<1, OB, CB>, tile<2, OB, CB>, tile<3, OB, CB>,
+                             tile<4, OB, CB>, tile<5, OB, CB>, tile<6, OB, CB>};
+constexpr const tile_fn* kBlockedTiles[4] = {kRow<1, kC>, kRow<2, kC>, kRow<3, kC>, kRow<4, kC>};
+constexpr const tile_fn* kPlainTiles[4] = {kRow<1, 1>, kRow<2, 1>, kRow<3, 1>, kRow<4, 1>};
 
 }  // namespace
 
@@ -82,19 +85,24 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
                              const float* bias, float* y, size_t group, size_t p0, size_t p1,
                              const f32_minmax* params) {
   const conv2d_geometry& g = cp->g;
-  const size_t taps = g.kh * g.kw, p = g.ho * g.wo, nib = cp->ic / kC;
+  if (cp->in_block != kC && cp->in_block != 1) {  // no other layout is planned; stay correct
+    f32_nchwc_conv__scalar(cp, x, packed, bias, y, group, p0, p1, params);
+    return;
+  }
+  const size_t cb = cp->in_block;
+  const size_t taps = g.kh * g.kw, p = g.ho * g.wo, nib = cp->ic / cb;
   const size_t o0 = group * kC * kNchwcGroupBlocks;
   const size_t width = f32_nchwc_group_width(cp->oc, group), ob = width / kC;
   const float* w = packed + o0 * cp->ic * taps;
   float* yg = y + o0 * p;
   const float* bg = bias != nullptr ? bias + o0 : nullptr;
-  const size_t block_stride = cp->hp * cp->wp * kC, row_stride = cp->wp * kC;
-  const tile_fn* row = kTiles[ob - 1];
+  const size_t block_stride = cp->hp * cp->wp * cb, row_stride = cp->wp * cb;
+  const tile_fn* row = (cb == kC ? kBlockedTiles : kPlainTiles)[ob - 1];
   for (size_t ib0 = 0; ib0 < nib; ib0 += cp->pass_blocks) {
     const size_t nb = std::min(cp->pass_blocks, nib - ib0);
     const bool first = ib0 == 0 && !cp->continues, last = ib0 + nb == nib && !cp->open;
     const float* xb = x + ib0 * block_stride;
-    const float* wb = w + ib0 * taps * kC * width;
+    const float* wb = w + ib0 * taps * cb * width;
     for (size_t px = p0; px < p1; px += 6) {
       const size_t n = std::min<size_t>(6, p1 - px);
       const float* r = cp->residual != nullptr ? cp->residual + o0 * p + px * kC : nullptr;
@@ -166,6 +174,29 @@ void f32_nchwc_dwconv__avx512f(const f32_nchwc_conv_params* cp, const float* x, 
       }
       _mm512_storeu_ps(yb + px * kC, clamp(a0));
       ++px;
+    }
+  }
+}
+
+void f32_nchwc_maxpool__avx512f(const pool2d_geometry* g, size_t b0, size_t b1, const float* x,
+                                float* y) {
+  const ptrdiff_t w = ptrdiff_t(g->w);
+  for (size_t b = b0; b < b1; ++b) {
+    const float* xb = x + b * g->h * g->w * kC;
+    float* yb = y + b * g->ho * g->wo * kC;
+    for (size_t oy = 0; oy < g->ho; ++oy) {
+      ptrdiff_t ylo = 0, yhi = 0;
+      f32_nchwc_pool_window(oy, g->sh, g->pt, g->kh, g->h, &ylo, &yhi);
+      for (size_t ox = 0; ox < g->wo; ++ox) {
+        ptrdiff_t xlo = 0, xhi = 0;
+        f32_nchwc_pool_window(ox, g->sw, g->pl, g->kw, g->w, &xlo, &xhi);
+        // max(acc, v) with acc first: a NaN in v is kept, as the scalar `acc < v ? v : acc`.
+        __m512 acc = _mm512_set1_ps(-INFINITY);
+        for (ptrdiff_t iy = ylo; iy < yhi; ++iy)
+          for (ptrdiff_t ix = xlo; ix < xhi; ++ix)
+            acc = _mm512_max_ps(_mm512_loadu_ps(xb + (iy * w + ix) * ptrdiff_t(kC)), acc);
+        _mm512_storeu_ps(yb + (oy * g->wo + ox) * kC, acc);
+      }
     }
   }
 }

@@ -1,6 +1,7 @@
 // Scalar reference of the channel-blocked convolution and the layout helpers every ISA shares.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "kernels/f32-nchwc/f32-nchwc.h"
 
@@ -26,11 +27,12 @@ bool f32_nchwc_needs_pad(const conv2d_geometry& g) {
   return g.pt != 0 || g.pl != 0 || hp > g.h || wp > g.w;
 }
 
-void f32_nchwc_pad(const conv2d_geometry& g, size_t b0, size_t b1, const float* x, float* xpad) {
+void f32_nchwc_pad(const conv2d_geometry& g, size_t b0, size_t b1, const float* x, float* xpad,
+                   size_t in_block) {
   size_t hp = 0, wp = 0;
   f32_nchwc_padded(g, &hp, &wp);
   const size_t left = std::min(g.pl, wp), n = std::min(g.w, wp - left);
-  const size_t c = kNchwcBlock;
+  const size_t c = in_block;
   for (size_t b = b0; b < b1; ++b) {
     float* dst = xpad + b * hp * wp * c;
     for (size_t r = 0; r < hp; ++r, dst += wp * c) {
@@ -45,15 +47,14 @@ void f32_nchwc_pad(const conv2d_geometry& g, size_t b0, size_t b1, const float* 
   }
 }
 
-void f32_nchwc_offsets(const conv2d_geometry& g, size_t wp, size_t* offs) {
+void f32_nchwc_offsets(const conv2d_geometry& g, size_t wp, size_t* offs, size_t in_block) {
   for (size_t p = 0; p < g.ho * g.wo; ++p)
-    offs[p] = ((p / g.wo) * g.sh * wp + (p % g.wo) * g.sw) * kNchwcBlock;
+    offs[p] = ((p / g.wo) * g.sh * wp + (p % g.wo) * g.sw) * in_block;
 }
 
-size_t f32_nchwc_pass_blocks(size_t ic, size_t kh, size_t kw) {
-  const size_t block_bytes =
-      kh * kw * kNchwcBlock * kNchwcBlock * kNchwcGroupBlocks * sizeof(float);
-  const size_t blocks = ic / kNchwcBlock;
+size_t f32_nchwc_pass_blocks(size_t ic, size_t kh, size_t kw, size_t in_block) {
+  const size_t block_bytes = kh * kw * in_block * kNchwcBlock * kNchwcGroupBlocks * sizeof(float);
+  const size_t blocks = ic / in_block;
   const size_t per = std::max<size_t>(1, kPassWeightBytes / block_bytes);
   // Equal passes: 32 blocks at 14 per pass run as 11 + 11 + 10, not 14 + 14 + 4.
   return ceil_div(blocks, ceil_div(blocks, per));
@@ -63,10 +64,11 @@ size_t f32_nchwc_packed_size(size_t oc, size_t ic, size_t kh, size_t kw) {
   return oc * ic * kh * kw;
 }
 
-void f32_nchwc_pack(size_t oc, size_t ic, size_t kh, size_t kw, const float* w, float* packed) {
-  const size_t c = kNchwcBlock, taps = kh * kw, groups = ceil_div(oc, c * kNchwcGroupBlocks);
+void f32_nchwc_pack(size_t oc, size_t ic, size_t kh, size_t kw, const float* w, float* packed,
+                    size_t in_block) {
+  const size_t c = in_block, taps = kh * kw, groups = ceil_div(oc, kNchwcBlock * kNchwcGroupBlocks);
   for (size_t grp = 0; grp < groups; ++grp) {
-    const size_t o0 = grp * c * kNchwcGroupBlocks, width = f32_nchwc_group_width(oc, grp);
+    const size_t o0 = grp * kNchwcBlock * kNchwcGroupBlocks, width = f32_nchwc_group_width(oc, grp);
     float* out = packed + o0 * ic * taps;
     for (size_t ib = 0; ib < ic / c; ++ib)
       for (size_t t = 0; t < taps; ++t)
@@ -79,12 +81,13 @@ void f32_nchwc_conv__scalar(const f32_nchwc_conv_params* cp, const float* x, con
                             const float* bias, float* y, size_t group, size_t p0, size_t p1,
                             const f32_minmax* params) {
   const conv2d_geometry& g = cp->g;
-  const size_t c = kNchwcBlock, taps = g.kh * g.kw, p = g.ho * g.wo;
-  const size_t o0 = group * c * kNchwcGroupBlocks, width = f32_nchwc_group_width(cp->oc, group);
+  const size_t c = cp->in_block, oc_block = kNchwcBlock, taps = g.kh * g.kw, p = g.ho * g.wo;
+  const size_t o0 = group * oc_block * kNchwcGroupBlocks;
+  const size_t width = f32_nchwc_group_width(cp->oc, group);
   const float* w = packed + o0 * cp->ic * taps;
   for (size_t px = p0; px < p1; ++px)
     for (size_t o = 0; o < width; ++o) {
-      const size_t oc = o0 + o, at = ((oc / c) * p + px) * c + oc % c;
+      const size_t oc = o0 + o, at = ((oc / oc_block) * p + px) * oc_block + oc % oc_block;
       float acc = cp->continues ? y[at] : bias != nullptr ? bias[oc] : 0.0f;
       for (size_t ib = 0; ib < cp->ic / c; ++ib)
         for (size_t t = 0; t < taps; ++t) {
@@ -161,6 +164,33 @@ void f32_nchwc_to_nchw__scalar(size_t pixels, size_t b0, size_t b1, const float*
       float* dst = y + (b * c + i) * pixels;
       for (size_t px = 0; px < pixels; ++px) dst[px] = src[px * c];
     }
+}
+
+void f32_nchwc_maxpool__scalar(const pool2d_geometry* g, size_t b0, size_t b1, const float* x,
+                               float* y) {
+  const size_t c = kNchwcBlock;
+  const ptrdiff_t w = ptrdiff_t(g->w);
+  for (size_t b = b0; b < b1; ++b) {
+    const float* xb = x + b * g->h * g->w * c;
+    float* yb = y + b * g->ho * g->wo * c;
+    for (size_t oy = 0; oy < g->ho; ++oy) {
+      ptrdiff_t ylo = 0, yhi = 0;
+      f32_nchwc_pool_window(oy, g->sh, g->pt, g->kh, g->h, &ylo, &yhi);
+      for (size_t ox = 0; ox < g->wo; ++ox) {
+        ptrdiff_t xlo = 0, xhi = 0;
+        f32_nchwc_pool_window(ox, g->sw, g->pl, g->kw, g->w, &xlo, &xhi);
+        float acc[kNchwcBlock];
+        for (size_t i = 0; i < c; ++i) acc[i] = -std::numeric_limits<float>::infinity();
+        for (ptrdiff_t iy = ylo; iy < yhi; ++iy)
+          for (ptrdiff_t ix = xlo; ix < xhi; ++ix) {
+            const float* v = xb + size_t(iy * w + ix) * c;
+            for (size_t i = 0; i < c; ++i) acc[i] = acc[i] < v[i] ? v[i] : acc[i];
+          }
+        float* out = yb + (oy * g->wo + ox) * c;
+        for (size_t i = 0; i < c; ++i) out[i] = acc[i];
+      }
+    }
+  }
 }
 
 void f32_nchwc_global_avgpool__scalar(size_t blocks, size_t pixels, const float* x, float* y) {

@@ -13,6 +13,7 @@
 #include "kernels/cb-gemm/cb-gemm.h"
 #include "kernels/common.h"
 #include "kernels/f32-conv/f32-conv.h"
+#include "kernels/f32-pool/f32-pool.h"
 
 namespace edgefit {
 
@@ -25,11 +26,14 @@ inline size_t f32_nchwc_group_width(size_t oc, size_t group) {
   return oc - o0 < width ? oc - o0 : width;
 }
 
-// One prepared convolution. The input is read as [ic / 16][hp][wp][16]: the padded copy made by
-// f32_nchwc_pad when the convolution pads, else the input itself (hp = h, wp = w).
+// One prepared convolution. The input is read as [ic / in_block][hp][wp][in_block]: the padded
+// copy made by f32_nchwc_pad when the convolution pads, else the input itself (hp = h, wp = w).
+// in_block 16: a blocked input; in_block 1: a plain NCHW input of any channel count (a stem's 3
+// channels, MobileNetV2's 24), read in place of a reorder into blocks. The output is blocked.
 struct f32_nchwc_conv_params {
   conv2d_geometry g;  // dilation 1
   size_t ic = 0, oc = 0;
+  size_t in_block = kNchwcBlock;  // 16 or 1
   size_t hp = 0, wp = 0;
   size_t pass_blocks = 0;  // input-channel blocks per pass over the pixels (weights kept in L2)
   const size_t* offs = nullptr;  // [ho * wo]: each output pixel's tap (0, 0) in floats
@@ -45,18 +49,22 @@ struct f32_nchwc_conv_params {
 void f32_nchwc_padded(const conv2d_geometry& g, size_t* hp, size_t* wp);
 // Whether the convolution reads a padded copy (any padding) or its input in place.
 bool f32_nchwc_needs_pad(const conv2d_geometry& g);
-// Channel blocks [b0, b1) of x ([blocks][h][w][16]) into xpad ([blocks][hp][wp][16]), zeros around.
-void f32_nchwc_pad(const conv2d_geometry& g, size_t b0, size_t b1, const float* x, float* xpad);
-// offs[p] = ((oy * sh) * wp + ox * sw) * 16 for output pixel p = oy * wo + ox.
-void f32_nchwc_offsets(const conv2d_geometry& g, size_t wp, size_t* offs);
+// Channel blocks [b0, b1) of x ([blocks][h][w][in_block]) into xpad ([blocks][hp][wp][in_block]),
+// zeros around (in_block 1: channel planes).
+void f32_nchwc_pad(const conv2d_geometry& g, size_t b0, size_t b1, const float* x, float* xpad,
+                   size_t in_block = kNchwcBlock);
+// offs[p] = ((oy * sh) * wp + ox * sw) * in_block for output pixel p = oy * wo + ox.
+void f32_nchwc_offsets(const conv2d_geometry& g, size_t wp, size_t* offs,
+                       size_t in_block = kNchwcBlock);
 // Input-channel blocks per pass: a pass's weights for one 64-channel group stay within L2.
-size_t f32_nchwc_pass_blocks(size_t ic, size_t kh, size_t kw);
+size_t f32_nchwc_pass_blocks(size_t ic, size_t kh, size_t kw, size_t in_block = kNchwcBlock);
 
 // Weights [oc][ic][kh][kw] -> per group of 64 output channels (fewer in the last group):
-// [ic / 16][kh][kw][16 input channels][group channels]. f32_nchwc_packed_size(oc, ic, kh, kw)
-// floats (= oc * ic * kh * kw).
+// [ic / in_block][kh][kw][in_block input channels][group channels].
+// f32_nchwc_packed_size(oc, ic, kh, kw) floats (= oc * ic * kh * kw).
 size_t f32_nchwc_packed_size(size_t oc, size_t ic, size_t kh, size_t kw);
-void f32_nchwc_pack(size_t oc, size_t ic, size_t kh, size_t kw, const float* w, float* packed);
+void f32_nchwc_pack(size_t oc, size_t ic, size_t kh, size_t kw, const float* w, float* packed,
+                    size_t in_block = kNchwcBlock);
 
 // Output group `group` (64 output channels) for output pixels [p0, p1) of one image:
 // y[o][p] = clamp(bias[o] + sum over input channels and taps of w x x). x and y point at the
@@ -115,6 +123,24 @@ typedef void (*f32_nchwc_reorder_fn)(size_t pixels, size_t b0, size_t b1, const 
 // 16 x 16 register transposes, 16 pixels of 16 channels at a time.
 void f32_nchw_to_nchwc__avx512f(size_t pixels, size_t b0, size_t b1, const float* x, float* y);
 void f32_nchwc_to_nchw__avx512f(size_t pixels, size_t b0, size_t b1, const float* x, float* y);
+#endif
+
+// Max pooling of channel blocks [b0, b1) of one blocked image (g: torch's geometry; padded taps
+// never win, so they are skipped). 16 channels per vector: a loop the compiler vectorises.
+void f32_nchwc_maxpool__scalar(const pool2d_geometry* g, size_t b0, size_t b1, const float* x,
+                               float* y);
+// The input rows (or columns) [*lo, *hi) that output row o's window covers inside the image.
+inline void f32_nchwc_pool_window(size_t o, size_t stride, size_t pad, size_t k, size_t n,
+                                  ptrdiff_t* lo, ptrdiff_t* hi) {
+  const ptrdiff_t i0 = ptrdiff_t(o * stride) - ptrdiff_t(pad);
+  *lo = i0 > 0 ? i0 : 0;
+  *hi = i0 + ptrdiff_t(k) < ptrdiff_t(n) ? i0 + ptrdiff_t(k) : ptrdiff_t(n);
+}
+typedef void (*f32_nchwc_maxpool_fn)(const pool2d_geometry* g, size_t b0, size_t b1, const float* x,
+                                     float* y);
+#if defined(__x86_64__) || defined(_M_X64)
+void f32_nchwc_maxpool__avx512f(const pool2d_geometry* g, size_t b0, size_t b1, const float* x,
+                                float* y);
 #endif
 
 // Global average pool of a blocked image ([blocks][pixels][16]) into y[blocks * 16] (NCHW order:
