@@ -97,7 +97,14 @@ DwconvConfig select_dwconv(Isa isa) {
 SpmmConfig select_spmm(Isa isa) {
   SpmmConfig c;
 #if defined(__x86_64__)
-  if (isa == Isa::kAvx2 || isa == Isa::kAvx512) {
+  if (isa == Isa::kAvx512) {
+    c.by_block[0] = K(f32_spmm_ukernel_64x1__avx512f);
+    c.by_block[1] = K(f32_spmm_ukernel_64x2__avx512f);
+    c.by_block[2] = K(f32_spmm_ukernel_64x4__avx512f);
+    c.tile = 64;
+    return c;
+  }
+  if (isa == Isa::kAvx2) {
     c.by_block[0] = K(f32_spmm_ukernel_32x1__avx2_fma);
     c.by_block[1] = K(f32_spmm_ukernel_32x2__avx2_fma);
     c.by_block[2] = K(f32_spmm_ukernel_24x4__avx2_fma);

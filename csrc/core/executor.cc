@@ -88,9 +88,12 @@ Runtime::Runtime(Model model, size_t threads, const std::string& isa) : model_(s
   const CpuInfo& cpu = CpuInfo::host();
   kernels_ = select_kernels(cpu, isa.empty() ? cpu.preferred() : parse_isa(isa));
   // By default each family takes its best measured level: on Zen 4 preferred() keeps the AVX2
-  // GEMM tiles (the AVX-512 ones are no faster there), but the AVX-512 blocked convolutions are
-  // (csrc/README.md). An explicit isa caps every family.
-  if (isa.empty() && cpu.supports(Isa::kAvx512)) kernels_.nchwc = select_nchwc(Isa::kAvx512);
+  // GEMM tiles (the AVX-512 ones are no faster there), but the AVX-512 blocked convolutions and
+  // SpMM tiles are (csrc/README.md). An explicit isa caps every family.
+  if (isa.empty() && cpu.supports(Isa::kAvx512)) {
+    kernels_.nchwc = select_nchwc(Isa::kAvx512);
+    kernels_.spmm = select_spmm(Isa::kAvx512);
+  }
   if (kernels_.nchwc.conv.fn != nullptr) blocked_ = plan_nchwc(model_);
   blocked_.resize(model_.values.size(), false);
   pool_ = std::make_unique<ThreadPool>(threads);
