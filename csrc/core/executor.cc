@@ -992,18 +992,17 @@ void Runtime::prepare_node(size_t index) {
       step.fn = [=, this]() {
         pool->parallel_for(blocks, [&](size_t t) { kern.fn(&geo, t, t + 1, f32(xi), f32(yi)); });
       };
-      steps_.push_back(std::move(step));
-      return;
+    } else {
+      const auto kern = n.op == "max_pool2d" ? ks.pool.max : ks.pool.avg;
+      step.stats.kernel = kern.name;
+      step.fn = [=, this]() {
+        const float* xp = f32(xi);
+        float* yp = f32(yi);
+        pool->parallel_for(planes, [&](size_t t) {
+          kern.fn(&geo, xp + t * geo.h * geo.w, yp + t * geo.ho * geo.wo);
+        });
+      };
     }
-    const auto kern = n.op == "max_pool2d" ? ks.pool.max : ks.pool.avg;
-    step.stats.kernel = kern.name;
-    step.fn = [=, this]() {
-      const float* xp = f32(xi);
-      float* yp = f32(yi);
-      pool->parallel_for(planes, [&](size_t t) {
-        kern.fn(&geo, xp + t * geo.h * geo.w, yp + t * geo.ho * geo.wo);
-      });
-    };
   } else if (n.op == "global_avg_pool") {
     const ValueDef& x = c.in(0);
     c.activation_value(x, DType::kF32, "input");

@@ -36,6 +36,15 @@ int64_t conv_groups(const NodeDef& n) {
   return it == n.attrs.end() || it->second.ints.empty() ? 1 : it->second.ints[0];
 }
 
+// A blocked convolution that reads its input as NCHW, without a reorder: ungrouped ones of fewer
+// than 16 input channels (an image's 3: the stems). Measured: a 24-channel 1x1 read this way ran
+// at 38 GFMA/s, slower than the NCHW GEMM it replaced (csrc/README.md).
+bool reads_plain_input(const Model& m, const NodeDef& n) {
+  const ValueDef& x = m.values[n.inputs[0]];
+  return n.op == "conv2d" && conv_groups(n) == 1 && x.shape.size() == 4 && x.shape[1] > 0 &&
+         x.shape[1] < int64_t(kNchwcBlock);
+}
+
 bool blocked_conv(const Model& m, const NodeDef& n) {
   if (n.op != "conv2d" || n.inputs.size() < 2 || n.outputs.size() != 1) return false;
   const ValueDef& x = m.values[n.inputs[0]];
@@ -47,9 +56,7 @@ bool blocked_conv(const Model& m, const NodeDef& n) {
       !attr_all_ones(n, "dilation"))
     return false;
   const int64_t groups = conv_groups(n);
-  // Ungrouped: blocked inputs, or a few plain channels read in place (reads_plain_input).
-  if (groups == 1)
-    return w.shape[1] == x.shape[1] && (blockable(x) || (x.shape[1] < int64_t(kNchwcBlock)));
+  if (groups == 1) return w.shape[1] == x.shape[1] && (blockable(x) || reads_plain_input(m, n));
   if (!blockable(x)) return false;
   // Depthwise: one filter per channel (filters of at most 64 taps, f32_nchwc_dwconv).
   return groups == x.shape[1] && w.shape[0] == x.shape[1] && y.shape[1] == x.shape[1] &&
@@ -60,15 +67,6 @@ bool blocked_conv(const Model& m, const NodeDef& n) {
 bool layout_preserving(const NodeDef& n) {
   return n.op == "add" || n.op == "relu" || n.op == "relu6" || n.op == "hardswish" ||
          n.op == "max_pool2d";
-}
-
-// A blocked convolution that reads its input as NCHW, without a reorder: ungrouped ones of fewer
-// than 16 input channels (an image's 3: the stems). Measured: a 24-channel 1x1 read this way ran
-// at 38 GFMA/s, slower than the NCHW GEMM it replaced (csrc/README.md).
-bool reads_plain_input(const Model& m, const NodeDef& n) {
-  const ValueDef& x = m.values[n.inputs[0]];
-  return n.op == "conv2d" && conv_groups(n) == 1 && x.shape.size() == 4 &&
-         x.shape[1] < int64_t(kNchwcBlock);
 }
 
 // conv (no activation) -> t, add(t, r) -> s  becomes  conv(..., r) -> s with the add's
@@ -179,8 +177,8 @@ std::vector<bool> plan_nchwc(Model& model) {
       const uint32_t root = find(uint32_t(v));
       if (convs[root] < 2 * reorders[root]) blocked[v] = false;
     }
-  // A region dropped above may have fed an elementwise node of a kept one: re-check that every
-  // blocked elementwise output still has only blocked inputs (regions are closed, so this only
+  // A region dropped above may have fed a layout-preserving node of a kept one: re-check that
+  // every such blocked output still has only blocked inputs (regions are closed, so this only
   // guards the invariant the executor relies on).
   for (const NodeDef& n : model.nodes)
     if (n.outputs.size() == 1 && blocked[n.outputs[0]] && layout_preserving(n))

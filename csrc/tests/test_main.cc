@@ -580,6 +580,71 @@ static std::vector<float> naive_conv(const conv2d_geometry& g, size_t ic, size_t
   return y;
 }
 
+// A square-kernel convolution of an h x w image (dilation 1).
+static conv2d_geometry square_conv(size_t h, size_t w, size_t k, size_t s, size_t pad) {
+  conv2d_geometry g{h, w, 0, 0, k, k, s, s, pad, pad, 1, 1};
+  g.ho = (h + 2 * pad - k) / s + 1;
+  g.wo = (w + 2 * pad - k) / s + 1;
+  return g;
+}
+
+// One blocked convolution prepared as the executor prepares it: packed weights, the padded copy
+// of x (laid out per in_block) where the convolution pads, per-pixel offsets. `in` is what the
+// tiles read (x itself or the padded copy).
+struct NchwcConvCall {
+  f32_nchwc_conv_params cp;
+  std::vector<float> packed, xpad;
+  std::vector<size_t> offs;
+  const float* in = nullptr;
+};
+
+static NchwcConvCall prepare_nchwc_conv(const conv2d_geometry& g, size_t ic, size_t oc,
+                                        size_t in_block, size_t pass, const std::vector<float>& x,
+                                        const std::vector<float>& w) {
+  NchwcConvCall call;
+  call.packed.assign(f32_nchwc_packed_size(oc, ic, g.kh, g.kw), 9.0f);
+  f32_nchwc_pack(oc, ic, g.kh, g.kw, w.data(), call.packed.data(), in_block);
+  f32_nchwc_conv_params& cp = call.cp;
+  cp.g = g;
+  cp.ic = ic;
+  cp.oc = oc;
+  cp.in_block = in_block;
+  cp.hp = g.h;
+  cp.wp = g.w;
+  call.in = x.data();
+  if (f32_nchwc_needs_pad(g)) {
+    f32_nchwc_padded(g, &cp.hp, &cp.wp);
+    call.xpad.assign(ic * cp.hp * cp.wp, 5.0f);
+    f32_nchwc_pad(g, 0, ic / in_block, x.data(), call.xpad.data(), in_block);
+    call.in = call.xpad.data();
+  }
+  cp.pass_blocks = pass ? pass : f32_nchwc_pass_blocks(ic, g.kh, g.kw, in_block);
+  call.offs.resize(g.ho * g.wo);
+  f32_nchwc_offsets(g, cp.wp, call.offs.data(), in_block);
+  cp.offs = call.offs.data();
+  return call;
+}
+
+// The scalar reference's and this ISA's tiles over every group, all pixels at once or in 7-pixel
+// tasks, reordered back to NCHW and compared with `want`.
+static void check_nchwc_tiles(const NchwcConfig& nc, const NchwcConvCall& call,
+                              const std::vector<float>& bias, const std::vector<float>& want,
+                              const f32_minmax* mm) {
+  const size_t p = call.cp.g.ho * call.cp.g.wo, oc = call.cp.oc;
+  for (f32_nchwc_conv_fn fn : {f32_nchwc_conv_fn(f32_nchwc_conv__scalar), nc.conv.fn}) {
+    if (fn == nullptr) continue;
+    for (size_t split : {p, size_t(7)}) {
+      std::vector<float> yb(oc * p, 1e9f), got(oc * p, 3.0f);
+      for (size_t grp = 0; grp < (oc + 63) / 64; ++grp)
+        for (size_t p0 = 0; p0 < p; p0 += split)
+          fn(&call.cp, call.in, call.packed.data(), bias.data(), yb.data(), grp, p0,
+             std::min(p, p0 + split), mm);
+      f32_nchwc_to_nchw__scalar(p, 0, oc / kNchwcBlock, yb.data(), got.data());
+      CHECK(max_err(got, want) < 1e-4f);
+    }
+  }
+}
+
 static void test_nchwc(Isa isa) {
   const NchwcConfig nc = select_kernels(CpuInfo::host(), isa).nchwc;
   std::mt19937 rng(23);
@@ -608,9 +673,7 @@ static void test_nchwc(Isa isa) {
       {32, 128, 4, 4, 3, 1, 1, 0},  // two full groups
   };
   for (const Case& cs : cases) {
-    conv2d_geometry g{cs.h, cs.w, 0, 0, cs.k, cs.k, cs.s, cs.s, cs.pad, cs.pad, 1, 1};
-    g.ho = (cs.h + 2 * cs.pad - cs.k) / cs.s + 1;
-    g.wo = (cs.w + 2 * cs.pad - cs.k) / cs.s + 1;
+    const conv2d_geometry g = square_conv(cs.h, cs.w, cs.k, cs.s, cs.pad);
     const size_t p = g.ho * g.wo, taps = cs.k * cs.k;
     auto x = randv(rng, cs.ic * cs.h * cs.w), w = randv(rng, cs.oc * cs.ic * taps);
     auto bias = randv(rng, cs.oc);
@@ -618,39 +681,12 @@ static void test_nchwc(Isa isa) {
     const size_t blocks = cs.ic / kNchwcBlock;
     std::vector<float> xb(x.size(), 7.0f);
     f32_nchw_to_nchwc__scalar(cs.h * cs.w, 0, blocks, x.data(), xb.data());
-    std::vector<float> packed(f32_nchwc_packed_size(cs.oc, cs.ic, cs.k, cs.k), 9.0f);
-    f32_nchwc_pack(cs.oc, cs.ic, cs.k, cs.k, w.data(), packed.data());
-    f32_nchwc_conv_params cp;
-    cp.g = g;
-    cp.ic = cs.ic;
-    cp.oc = cs.oc;
-    cp.hp = cs.h;
-    cp.wp = cs.w;
-    std::vector<float> xpad;
-    const float* in = xb.data();
-    if (f32_nchwc_needs_pad(g)) {
-      f32_nchwc_padded(g, &cp.hp, &cp.wp);
-      xpad.assign(cs.ic * cp.hp * cp.wp, 5.0f);
-      f32_nchwc_pad(g, 0, blocks, xb.data(), xpad.data());
-      in = xpad.data();
-    }
-    cp.pass_blocks = cs.pass ? cs.pass : f32_nchwc_pass_blocks(cs.ic, cs.k, cs.k);
-    std::vector<size_t> offs(p);
-    f32_nchwc_offsets(g, cp.wp, offs.data());
-    cp.offs = offs.data();
+    const NchwcConvCall call = prepare_nchwc_conv(g, cs.ic, cs.oc, kNchwcBlock, cs.pass, xb, w);
+    const f32_nchwc_conv_params& cp = call.cp;
+    const float* in = call.in;
+    const std::vector<float>& packed = call.packed;
     const size_t groups = (cs.oc + 63) / 64;
-    for (f32_nchwc_conv_fn fn : {f32_nchwc_conv_fn(f32_nchwc_conv__scalar), nc.conv.fn}) {
-      if (fn == nullptr) continue;
-      for (size_t split : {size_t(1), size_t(7)}) {  // all pixels at once, or 7-pixel tasks
-        std::vector<float> yb(cs.oc * p, 1e9f), got(cs.oc * p, 3.0f);
-        for (size_t grp = 0; grp < groups; ++grp)
-          for (size_t p0 = 0; p0 < p; p0 += (split == 1 ? p : split))
-            fn(&cp, in, packed.data(), bias.data(), yb.data(), grp, p0,
-               std::min(p, p0 + (split == 1 ? p : split)), &mm);
-        f32_nchwc_to_nchw__scalar(p, 0, cs.oc / kNchwcBlock, yb.data(), got.data());
-        CHECK(max_err(got, want) < 1e-4f);
-      }
-    }
+    check_nchwc_tiles(nc, call, bias, want, &mm);
     // Calls of one input block each, chained by continues / open (the codebook path's passes).
     for (f32_nchwc_conv_fn fn : {f32_nchwc_conv_fn(f32_nchwc_conv__scalar), nc.conv.fn}) {
       if (fn == nullptr) continue;
@@ -703,8 +739,9 @@ static void test_nchwc(Isa isa) {
   }
 }
 
-// Plain NCHW inputs of any channel count into blocked outputs (in_block 1: stems, 24-channel
-// tensors), against the naive convolution, for the scalar reference and this ISA's tiles.
+// Plain NCHW inputs of any channel count into blocked outputs (in_block 1: what stems read; the
+// kernels take any count), against the naive convolution, for the scalar reference and this
+// ISA's tiles.
 static void test_nchwc_plain_input(Isa isa) {
   const NchwcConfig nc = select_kernels(CpuInfo::host(), isa).nchwc;
   std::mt19937 rng(29);
@@ -719,46 +756,11 @@ static void test_nchwc_plain_input(Isa isa) {
       {5, 80, 6, 6, 3, 1, 1, 2},    // 3 passes of 2, 2, 1 channels; 80 = 64 + 16
   };
   for (const Case& cs : cases) {
-    conv2d_geometry g{cs.h, cs.w, 0, 0, cs.k, cs.k, cs.s, cs.s, cs.pad, cs.pad, 1, 1};
-    g.ho = (cs.h + 2 * cs.pad - cs.k) / cs.s + 1;
-    g.wo = (cs.w + 2 * cs.pad - cs.k) / cs.s + 1;
-    const size_t p = g.ho * g.wo;
+    const conv2d_geometry g = square_conv(cs.h, cs.w, cs.k, cs.s, cs.pad);
     auto x = randv(rng, cs.ic * cs.h * cs.w), w = randv(rng, cs.oc * cs.ic * cs.k * cs.k);
     auto bias = randv(rng, cs.oc);
     const std::vector<float> want = naive_conv(g, cs.ic, cs.oc, x, w, bias, &mm);
-    std::vector<float> packed(f32_nchwc_packed_size(cs.oc, cs.ic, cs.k, cs.k), 9.0f);
-    f32_nchwc_pack(cs.oc, cs.ic, cs.k, cs.k, w.data(), packed.data(), 1);
-    f32_nchwc_conv_params cp;
-    cp.g = g;
-    cp.ic = cs.ic;
-    cp.oc = cs.oc;
-    cp.in_block = 1;
-    cp.hp = cs.h;
-    cp.wp = cs.w;
-    std::vector<float> xpad;
-    const float* in = x.data();
-    if (f32_nchwc_needs_pad(g)) {
-      f32_nchwc_padded(g, &cp.hp, &cp.wp);
-      xpad.assign(cs.ic * cp.hp * cp.wp, 5.0f);
-      f32_nchwc_pad(g, 0, cs.ic, x.data(), xpad.data(), 1);
-      in = xpad.data();
-    }
-    cp.pass_blocks = cs.pass ? cs.pass : f32_nchwc_pass_blocks(cs.ic, cs.k, cs.k, 1);
-    std::vector<size_t> offs(p);
-    f32_nchwc_offsets(g, cp.wp, offs.data(), 1);
-    cp.offs = offs.data();
-    for (f32_nchwc_conv_fn fn : {f32_nchwc_conv_fn(f32_nchwc_conv__scalar), nc.conv.fn}) {
-      if (fn == nullptr) continue;
-      for (size_t split : {size_t(1), size_t(7)}) {
-        std::vector<float> yb(cs.oc * p, 1e9f), got(cs.oc * p, 3.0f);
-        for (size_t grp = 0; grp < (cs.oc + 63) / 64; ++grp)
-          for (size_t p0 = 0; p0 < p; p0 += (split == 1 ? p : split))
-            fn(&cp, in, packed.data(), bias.data(), yb.data(), grp, p0,
-               std::min(p, p0 + (split == 1 ? p : split)), &mm);
-        f32_nchwc_to_nchw__scalar(p, 0, cs.oc / kNchwcBlock, yb.data(), got.data());
-        CHECK(max_err(got, want) < 1e-4f);
-      }
-    }
+    check_nchwc_tiles(nc, prepare_nchwc_conv(g, cs.ic, cs.oc, 1, cs.pass, x, w), bias, want, &mm);
   }
 }
 

@@ -28,8 +28,8 @@ inline size_t f32_nchwc_group_width(size_t oc, size_t group) {
 
 // One prepared convolution. The input is read as [ic / in_block][hp][wp][in_block]: the padded
 // copy made by f32_nchwc_pad when the convolution pads, else the input itself (hp = h, wp = w).
-// in_block 16: a blocked input; in_block 1: a plain NCHW input of any channel count (a stem's 3
-// channels, MobileNetV2's 24), read in place of a reorder into blocks. The output is blocked.
+// in_block 16: a blocked input; in_block 1: a plain NCHW input of any channel count (the executor
+// uses it for stems, core/layout.h), read in place of a reorder into blocks. The output is blocked.
 struct f32_nchwc_conv_params {
   conv2d_geometry g;  // dilation 1
   size_t ic = 0, oc = 0;
@@ -126,7 +126,7 @@ void f32_nchwc_to_nchw__avx512f(size_t pixels, size_t b0, size_t b1, const float
 #endif
 
 // Max pooling of channel blocks [b0, b1) of one blocked image (g: torch's geometry; padded taps
-// never win, so they are skipped). 16 channels per vector: a loop the compiler vectorises.
+// never win, so they are skipped). The scalar one is the reference; models run the ISA's.
 void f32_nchwc_maxpool__scalar(const pool2d_geometry* g, size_t b0, size_t b1, const float* x,
                                float* y);
 // The input rows (or columns) [*lo, *hi) that output row o's window covers inside the image.
