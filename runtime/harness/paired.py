@@ -5,7 +5,29 @@ runs, each block reduced to its median, and the ratio taken per pair of blocks r
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+
+#: Untimed warm-up before each block. One run was not enough: right after another runtime's block
+#: the scheduler can leave a 2-thread runtime's worker on its caller's core for the next ~10 ms,
+#: and the first timed runs then took up to 2x (measured: sparse MobileNetV2, 2 threads, 4-6 ms
+#: vs 2.5-3 ms for the rest of the block; with 20 ms of warm-up the block is even).
+WARM_UP_S = 0.02
+
+
+def warm_up(
+    run: Callable[[], object], seconds: float = WARM_UP_S, clock: Callable[[], float] = time.perf_counter
+) -> int:
+    """Calls `run` at least once and until `seconds` have passed; returns how many times it ran.
+    Timing the warm-up rather than counting runs gives every runtime the same settling time,
+    whatever its speed."""
+    end = clock() + seconds
+    runs = 0
+    while True:
+        run()
+        runs += 1
+        if clock() >= end:
+            return runs
 
 
 def block_medians(times: Sequence[float], block: int) -> list[float]:

@@ -3,8 +3,8 @@ slow each other), so that the benchmark can interleave every runtime in the same
 
 Protocol (one line each way): on start it loads the model, runs it once and prints a JSON line
 (engine, resident bytes the model added, model file bytes, max error vs the bundle's reference);
-then each `block N` line on stdin runs one untimed warm-up (the previous runtime's threads may still
-be spinning, caches hold its data) and N timed runs, and prints their times in ms as a JSON list.
+then each `block N` line on stdin runs an untimed warm-up (paired.warm_up: the previous runtime's
+data fills the caches, and the scheduler may still place our threads badly) and N timed runs, and prints their times in ms as a JSON list.
 End of input ends the process."""
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def main() -> None:
     import numpy as np
 
     from edgefit.runtime.bundle import Bundle
+    from edgefit.runtime.harness.paired import warm_up
     from edgefit.runtime.harness.runners import MODULE_BACKENDS, load_reference_module, make_host_runner
 
     bundle = Bundle.load(args.bundle)
@@ -55,7 +56,7 @@ def main() -> None:
         command, _, count = line.partition(" ")
         if command != "block":
             raise SystemExit(f"peer_worker: unknown command {line.strip()!r}")
-        runner.run(feeds)
+        warm_up(lambda: runner.run(feeds))
         times = []
         for _ in range(int(count)):
             t0 = time.perf_counter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgefit.runtime.harness.paired import block_medians, paired_ratio
+from edgefit.runtime.harness.paired import block_medians, paired_ratio, warm_up
 
 
 def test_block_medians_drop_a_partial_last_block():
@@ -22,3 +22,19 @@ def test_paired_ratio_pairs_blocks_run_side_by_side():
 def test_paired_ratio_needs_equal_block_counts():
     with pytest.raises(ValueError):
         paired_ratio([1.0, 2.0], [1.0])
+
+
+def test_warm_up_runs_for_its_time_and_at_least_once():
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    def run_taking(ms: float):
+        def run() -> None:
+            now[0] += ms / 1e3
+
+        return run
+
+    assert warm_up(run_taking(3.0), seconds=0.02, clock=clock) == 7  # 21 ms >= 20 ms
+    assert warm_up(run_taking(50.0), seconds=0.02, clock=clock) == 1
