@@ -265,12 +265,19 @@ void Runtime::prepare_node(size_t index) {
   const ValueDef& y = c.out();
   ThreadPool* pool = pool_.get();
   const KernelSet& ks = kernels_;
+  // Equal chunks of <= 16K floats, at least one per thread once each gets >= 2K: thread t's
+  // share is then the same fraction of the tensor as its share of the producer's channels
+  // (ThreadPool), so a residual add reads what its own core wrote. (Two unequal 16K chunks per
+  // 14x14 x 96 tensor ran 5.5 us on 2 threads vs 1.2 us on 1: half the inputs crossed cores.)
   auto elementwise_split = [pool](size_t total, std::function<void(size_t, size_t)> fn) {
-    constexpr size_t kChunk = 16384;
-    const size_t tasks = ceil_div(total, kChunk);
-    pool->parallel_for(tasks, [&](size_t t) {
-      const size_t b = t * kChunk;
-      fn(b, std::min(total, b + kChunk) - b);
+    constexpr size_t kChunk = 16384, kMinPerThread = 2048;
+    if (total == 0) return;
+    const size_t tasks = std::max(
+        {ceil_div(total, kChunk), size_t(1), std::min(pool->threads(), total / kMinPerThread)});
+    const size_t chunk = ceil_div(ceil_div(total, tasks), 16) * 16;
+    pool->parallel_for(ceil_div(total, chunk), [&](size_t t) {
+      const size_t b = t * chunk;
+      fn(b, std::min(total, b + chunk) - b);
     });
   };
   // Hardswish after a kernel with a fused clamp-free result.

@@ -5,6 +5,8 @@
 // otherwise stall every node by a scheduler tick.
 #include "core/thread_pool.h"
 
+#include <algorithm>
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -28,8 +30,8 @@ inline void relax() {
 
 }  // namespace
 
-ThreadPool::ThreadPool(size_t threads) {
-  for (size_t i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
+ThreadPool::ThreadPool(size_t threads) : cursors_(new Cursor[std::max<size_t>(threads, 1)]) {
+  for (size_t i = 1; i < threads; ++i) workers_.emplace_back([this, i] { work(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -41,15 +43,19 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::drain() {
-  for (;;) {
-    const size_t i = next_.fetch_add(1, std::memory_order_relaxed);
-    if (i >= n_) return;
-    (*fn_)(i);
+void ThreadPool::drain(size_t self) {
+  const size_t threads = workers_.size() + 1;
+  for (size_t k = 0; k < threads; ++k) {
+    const size_t t = (self + k) % threads, end = (t + 1) * n_ / threads;
+    for (;;) {
+      const size_t i = cursors_[t].next.fetch_add(1, std::memory_order_relaxed);
+      if (i >= end) break;
+      (*fn_)(i);
+    }
   }
 }
 
-void ThreadPool::work() {
+void ThreadPool::work(size_t self) {
   uint64_t seen = 0;
   for (;;) {
     int spins = 0;
@@ -74,7 +80,7 @@ void ThreadPool::work() {
       std::unique_lock<std::mutex> lock(mu_);
       wake_.wait(lock, [&] { return stop_.load() || (state_.load() >> kGenShift) != seen; });
     }
-    drain();
+    drain(self);
     const uint64_t before = state_.fetch_sub(1, std::memory_order_acq_rel);
     if ((before & kCount) == 1 && (before & kClosed)) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -91,14 +97,16 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t)>& fn) {
   }
   fn_ = &fn;
   n_ = n;
-  next_.store(0, std::memory_order_relaxed);
+  const size_t threads = workers_.size() + 1;
+  for (size_t t = 0; t < threads; ++t)
+    cursors_[t].next.store(t * n / threads, std::memory_order_relaxed);
   const uint64_t gen = (state_.load(std::memory_order_relaxed) >> kGenShift) + 1;
   {
     std::lock_guard<std::mutex> lock(mu_);
     state_.store(gen << kGenShift, std::memory_order_release);
   }
   wake_.notify_all();
-  drain();
+  drain(0);
   // Close the job: workers that have not joined yet (descheduled on a busy machine) skip it,
   // so the caller only waits for those still running a task.
   const uint64_t st = state_.fetch_or(kClosed, std::memory_order_acq_rel);

@@ -2,6 +2,8 @@
 // CRC-32, the loader on hostile bytes, the arena planner, and every fast kernel this CPU can run
 // against its scalar reference over edge shapes.
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +13,7 @@
 #include <iterator>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/cpuinfo.h"
@@ -111,9 +114,30 @@ static void test_planner() {
 
 static void test_thread_pool() {
   ThreadPool pool(3);
-  std::vector<int> hit(1000, 0);
-  for (int rep = 0; rep < 20; ++rep) pool.parallel_for(hit.size(), [&](size_t i) { hit[i]++; });
-  for (int h : hit) CHECK(h == 20);
+  // Every task exactly once, for fewer, as many and more tasks than threads (shares of 0..n).
+  for (size_t n : {1, 2, 3, 4, 7, 1000}) {
+    std::vector<int> hit(n, 0);
+    for (int rep = 0; rep < 20; ++rep) pool.parallel_for(n, [&](size_t i) { hit[i]++; });
+    for (int h : hit) CHECK(h == 20);
+  }
+  // A thread whose share is held up does not hold up the rest: task 0 (the caller's share)
+  // waits until every other task has run, so the workers must take the caller's remaining
+  // tasks as well as their own (timeout: a failure, not a hang).
+  ThreadPool two(2);
+  std::atomic<size_t> done{0};
+  bool others_finished = false;
+  const size_t n = 8;
+  two.parallel_for(n, [&](size_t i) {
+    if (i == 0) {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (done.load() < n - 1 && std::chrono::steady_clock::now() < until)
+        std::this_thread::yield();
+      others_finished = done.load() == n - 1;
+    }
+    done.fetch_add(1);
+  });
+  CHECK(others_finished);
+  CHECK(done.load() == n);
 }
 
 static void test_kernels(Isa isa) {
