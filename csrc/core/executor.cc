@@ -90,9 +90,11 @@ Runtime::Runtime(Model model, size_t threads, const std::string& isa) : model_(s
   // By default each family takes its best measured level: on Zen 4 preferred() keeps the AVX2
   // GEMM tiles (the AVX-512 ones are no faster there), but the AVX-512 blocked convolutions and
   // SpMM tiles are (csrc/README.md). An explicit isa caps every family.
+  isa_label_ = isa_name(kernels_.isa);
   if (isa.empty() && cpu.supports(Isa::kAvx512)) {
     kernels_.nchwc = select_nchwc(Isa::kAvx512);
     kernels_.spmm = select_spmm(Isa::kAvx512);
+    if (kernels_.isa != Isa::kAvx512) isa_label_ += "+avx512";
   }
   if (kernels_.nchwc.conv.fn != nullptr) blocked_ = plan_nchwc(model_);
   blocked_.resize(model_.values.size(), false);

@@ -43,7 +43,9 @@ class Runtime {
     return arena_bytes_ + scratch_bytes_ + thread_bytes_ * pool_->threads();
   }
   size_t threads() const { return pool_->threads(); }
-  const char* isa() const { return isa_name(kernels_.isa); }
+  // The kernels' ISA level, "+avx512" appended where the blocked convolutions and SpMM run AVX-512
+  // above an AVX2 base (the default on CPUs whose AVX-512 GEMM tiles are no faster: Runtime()).
+  const char* isa() const { return isa_label_.c_str(); }
   const std::map<std::string, std::string>& meta() const { return model_.meta; }
 
  private:
@@ -68,6 +70,7 @@ class Runtime {
   std::vector<void*> bufs_;                // resolved pointer of every value (per run)
   std::vector<int> input_slot_;            // root -> graph input index, or -1
   size_t arena_bytes_ = 0, scratch_bytes_ = 0, thread_bytes_ = 0;
+  std::string isa_label_;
   uint8_t* arena_ = nullptr;
   float* scratch_ = nullptr;
   mutable std::mutex mu_;

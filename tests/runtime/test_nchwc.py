@@ -82,6 +82,17 @@ def test_default_isa_blocks_where_avx512_runs(h, artifact):
     assert blocked == _cpu_has_avx512()
 
 
+def test_isa_names_every_level_that_runs(h, artifact):
+    """The blocked convolutions run AVX-512 by default above an AVX2 base: the reported ISA says so,
+    and an explicit cap reports (and runs) only its own level."""
+    graph, _ = _graph(h, 1, 9)
+    path = artifact(graph)
+    default = Session(path).isa
+    assert ("avx512" in default) == _cpu_has_avx512(), default
+    capped = Session(path, isa="avx2")
+    assert "avx512" not in capped.isa and not any("avx512" in node["kernel"] for node in capped.nodes)
+
+
 def test_lone_convolution_stays_nchw(h, artifact):
     """One convolution between two NCHW ops (max pools) would pay two reorders for one conv."""
     if not _cpu_has_avx512():
