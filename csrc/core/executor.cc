@@ -274,8 +274,8 @@ void Runtime::prepare_node(size_t index) {
   auto elementwise_split = [pool](size_t total, std::function<void(size_t, size_t)> fn) {
     constexpr size_t kChunk = 16384, kMinPerThread = 2048;
     if (total == 0) return;
-    const size_t tasks = std::max(
-        {ceil_div(total, kChunk), size_t(1), std::min(pool->threads(), total / kMinPerThread)});
+    const size_t tasks =
+        std::max(ceil_div(total, kChunk), std::min(pool->threads(), total / kMinPerThread));
     const size_t chunk = ceil_div(ceil_div(total, tasks), 16) * 16;
     pool->parallel_for(ceil_div(total, chunk), [&](size_t t) {
       const size_t b = t * chunk;

@@ -44,9 +44,9 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::drain(size_t self) {
-  const size_t threads = workers_.size() + 1;
-  for (size_t k = 0; k < threads; ++k) {
-    const size_t t = (self + k) % threads, end = (t + 1) * n_ / threads;
+  const size_t n = threads();
+  for (size_t k = 0; k < n; ++k) {
+    const size_t t = (self + k) % n, end = (t + 1) * n_ / n;
     for (;;) {
       const size_t i = cursors_[t].next.fetch_add(1, std::memory_order_relaxed);
       if (i >= end) break;
@@ -97,9 +97,8 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t)>& fn) {
   }
   fn_ = &fn;
   n_ = n;
-  const size_t threads = workers_.size() + 1;
-  for (size_t t = 0; t < threads; ++t)
-    cursors_[t].next.store(t * n / threads, std::memory_order_relaxed);
+  for (size_t t = 0; t < threads(); ++t)
+    cursors_[t].next.store(t * n / threads(), std::memory_order_relaxed);
   const uint64_t gen = (state_.load(std::memory_order_relaxed) >> kGenShift) + 1;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -4,7 +4,8 @@ slow each other), so that the benchmark can interleave every runtime in the same
 Protocol (one line each way): on start it loads the model, runs it once and prints a JSON line
 (engine, resident bytes the model added, model file bytes, max error vs the bundle's reference);
 then each `block N` line on stdin runs an untimed warm-up (paired.warm_up: the previous runtime's
-data fills the caches, and the scheduler may still place our threads badly) and N timed runs, and prints their times in ms as a JSON list.
+data fills the caches, and the scheduler may still place our threads badly) and N timed runs, and
+prints their times in ms as a JSON list.
 End of input ends the process."""
 
 from __future__ import annotations
