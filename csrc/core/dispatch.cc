@@ -77,6 +77,10 @@ DwconvConfig select_dwconv(Isa isa) {
     c.k5s2 = K(f32_dwconv_ukernel_5x5s2__avx2_fma);
     c.chw_k5s2 = K(f32_dwconv_ukernel_5x5s2__avx2_fma);
   }
+  if (isa == Isa::kAvx512) {
+    c.chw_k3s1 = K(f32_dwconv_ukernel_3x3s1__avx512f);
+    c.chw_k5s1 = K(f32_dwconv_ukernel_5x5s1__avx512f);
+  }
 #endif
 #if defined(__aarch64__) && defined(EDGEFIT_HAVE_NEON_F32_DWCONV)
   if (isa == Isa::kNeon) {
@@ -267,6 +271,7 @@ std::vector<KernelInfo> kernel_registry(const CpuInfo& cpu) {
     add(g.im2col_packed.name, "f32-conv");
     const DwconvConfig d = select_dwconv(isa);
     for (auto k : {d.generic, d.k3s1, d.k3s2, d.k5s1, d.k5s2}) add(k.name, "f32-dwconv");
+    for (auto k : {d.chw_k3s1, d.chw_k3s2, d.chw_k5s1, d.chw_k5s2}) add(k.name, "f32-dwconv");
     for (auto k : select_spmm(isa).by_block) add(k.name, "f32-spmm");
     add(select_cb_gemm(isa).gemm.name, "cb-gemm");
     const ElementwiseConfig e = select_elementwise(isa);

@@ -88,12 +88,13 @@ Runtime::Runtime(Model model, size_t threads, const std::string& isa) : model_(s
   const CpuInfo& cpu = CpuInfo::host();
   kernels_ = select_kernels(cpu, isa.empty() ? cpu.preferred() : parse_isa(isa));
   // By default each family takes its best measured level: on Zen 4 preferred() keeps the AVX2
-  // GEMM tiles (the AVX-512 ones are no faster there), but the AVX-512 blocked convolutions and
-  // SpMM tiles are (csrc/README.md). An explicit isa caps every family.
+  // GEMM tiles (the AVX-512 ones are no faster there), but the AVX-512 blocked convolutions, SpMM
+  // tiles and stride-1 depthwise kernels are (csrc/README.md). An explicit isa caps every family.
   isa_label_ = isa_name(kernels_.isa);
   if (isa.empty() && cpu.supports(Isa::kAvx512)) {
     kernels_.nchwc = select_nchwc(Isa::kAvx512);
     kernels_.spmm = select_spmm(Isa::kAvx512);
+    kernels_.dwconv = select_dwconv(Isa::kAvx512);
     if (kernels_.isa != Isa::kAvx512) isa_label_ += "+avx512";
   }
   if (kernels_.nchwc.conv.fn != nullptr) blocked_ = plan_nchwc(model_);
@@ -467,10 +468,13 @@ void Runtime::prepare_node(size_t index) {
         const float* xp = f32(xi);
         float* yp = f32(yi);
         pool->parallel_for(ceil_div(channels, per), [&](size_t t) {
-          for (size_t c = t * per; c < std::min(channels, (t + 1) * per); ++c) {
-            const size_t ch = c % Co;
-            kern.fn(H, W, xp + c * H * W, pt, pl, Ho, Wo, wd + ch * kh * kw, bias ? bias[ch] : 0.0f,
-                    yp + c * P, &prm);
+          // The task's channels, one call per image they fall in (weights index by channel).
+          const size_t end = std::min(channels, (t + 1) * per);
+          for (size_t c = t * per; c < end;) {
+            const size_t ch = c % Co, n = std::min(end - c, Co - ch);
+            kern.fn(n, H, W, xp + c * H * W, pt, pl, Ho, Wo, wd + ch * kh * kw,
+                    bias ? bias + ch : nullptr, yp + c * P, &prm);
+            c += n;
           }
         });
         if (hswish) hswish_pass(N * Co * P);

@@ -1,6 +1,9 @@
 // C++ tests of the core (runs under ctest, and under ASan/UBSan with -DEDGEFIT_SANITIZE=ON):
 // CRC-32, the loader on hostile bytes, the arena planner, and every fast kernel this CPU can run
 // against its scalar reference over edge shapes.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -34,6 +37,32 @@ static int g_failures = 0;
       ++g_failures;                                                                 \
     }                                                                               \
   } while (0)
+
+// n floats placed against an unreadable page, after them (at_end) or before them: a kernel that
+// reads outside its buffer faults instead of passing.
+class GuardedFloats {
+ public:
+  GuardedFloats(size_t n, bool at_end) {
+    const size_t page = size_t(sysconf(_SC_PAGESIZE)), bytes = n * sizeof(float);
+    const size_t data_pages = (bytes + page - 1) / page;
+    map_bytes_ = (data_pages + 2) * page;
+    base_ = static_cast<char*>(
+        mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (base_ == MAP_FAILED) std::abort();
+    mprotect(base_, page, PROT_NONE);
+    mprotect(base_ + map_bytes_ - page, page, PROT_NONE);
+    data_ = reinterpret_cast<float*>(at_end ? base_ + map_bytes_ - page - bytes : base_ + page);
+  }
+  ~GuardedFloats() { munmap(base_, map_bytes_); }
+  GuardedFloats(const GuardedFloats&) = delete;
+  GuardedFloats& operator=(const GuardedFloats&) = delete;
+  float* data() { return data_; }
+
+ private:
+  size_t map_bytes_;
+  char* base_;
+  float* data_;
+};
 
 static std::vector<float> randv(std::mt19937& rng, size_t n) {
   std::normal_distribution<float> d;
@@ -307,9 +336,10 @@ static void test_kernels(Isa isa) {
               auto x = randv(rng, h * w), wt = randv(rng, kk * kk);
               f32_dwconv_params p{kk, kk, s, s, 1, 1, mm};
               std::vector<float> y0(ho * wo + 8, 9.0f), y1(ho * wo + 8, 9.0f);
-              ref.dwconv.chw_generic.fn(h, w, x.data(), pt, pl, ho, wo, wt.data(), 0.5f, y0.data(),
-                                        &p);
-              f.fn(h, w, x.data(), pt, pl, ho, wo, wt.data(), 0.5f, y1.data(), &p);
+              const float bias = 0.5f;
+              ref.dwconv.chw_generic.fn(1, h, w, x.data(), pt, pl, ho, wo, wt.data(), &bias,
+                                        y0.data(), &p);
+              f.fn(1, h, w, x.data(), pt, pl, ho, wo, wt.data(), &bias, y1.data(), &p);
               CHECK(max_err(y1, y0) < 1e-5f);
               for (size_t i = ho * wo; i < y1.size(); ++i) CHECK(y1[i] == 9.0f);
               // The padded reference over an explicitly padded copy agrees (zeros are zeros).
@@ -323,6 +353,40 @@ static void test_kernels(Isa isa) {
                 CHECK(max_err(y2, y0) < 1e-5f);
               }
             }
+  // Runs of channels (3, each its own kernel and bias, no bias) with stride 1 and "same" padding
+  // across (wo == w) on planes of many vectors: the AVX-512 kernels run these as one flat run of
+  // pixels per channel, with loads near the first and last rows masked (pad_top 0..2 moves which
+  // rows those are), never outside the channels (guard pages); and one plane larger than their
+  // 4096-pixel run of column masks.
+  for (size_t kk : {3, 5})
+    for (auto [h, w] : {std::pair<size_t, size_t>{7, 7},
+                        {14, 14},
+                        {28, 28},
+                        {3, 40},
+                        {17, 5},
+                        {1, 70},
+                        {40, 1},
+                        {70, 61}})
+      for (size_t pt : {0, 1, 2})
+        for (bool with_bias : {true, false}) {
+          const size_t pl = kk / 2, ho = h + 2 * pt + 1 - kk, wo = w, nc = 3;
+          if (h + 2 * pt < kk) continue;
+          const auto f = kk == 3 ? fast.dwconv.chw_k3s1 : fast.dwconv.chw_k5s1;
+          if (!f.fn) continue;
+          // The channels against an unreadable page after them (with bias) or before them.
+          const auto values = randv(rng, nc * h * w);
+          GuardedFloats x(nc * h * w, with_bias);
+          std::copy(values.begin(), values.end(), x.data());
+          auto wt = randv(rng, nc * kk * kk), bias = randv(rng, nc);
+          const float* b = with_bias ? bias.data() : nullptr;
+          f32_dwconv_params p{kk, kk, 1, 1, 1, 1, mm};
+          std::vector<float> y0(nc * ho * wo + 40, 9.0f), y1(nc * ho * wo + 40, 9.0f);
+          ref.dwconv.chw_generic.fn(nc, h, w, x.data(), pt, pl, ho, wo, wt.data(), b, y0.data(),
+                                    &p);
+          f.fn(nc, h, w, x.data(), pt, pl, ho, wo, wt.data(), b, y1.data(), &p);
+          CHECK(max_err(y1, y0) < 1e-5f);
+          for (size_t i = nc * ho * wo; i < y1.size(); ++i) CHECK(y1[i] == 9.0f);
+        }
   // Max pooling against the reference: windows over padding and, with ceil mode, past the
   // bottom / right edge (torch: the last window starts inside the input or its left padding).
   for (size_t h : {1, 4, 7, 12})

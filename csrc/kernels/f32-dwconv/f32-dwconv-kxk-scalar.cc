@@ -19,9 +19,10 @@ void f32_dwconv_ukernel_kxk__scalar(size_t ho, size_t wo, const float* xpad, siz
   }
 }
 
-void f32_dwconv_ukernel_kxk__scalar(size_t h, size_t w, const float* x, size_t pad_top,
-                                    size_t pad_left, size_t ho, size_t wo, const float* k,
-                                    float bias, float* y, const f32_dwconv_params* p) {
+namespace {
+
+void one_channel(size_t h, size_t w, const float* x, size_t pad_top, size_t pad_left, size_t ho,
+                 size_t wo, const float* k, float bias, float* y, const f32_dwconv_params* p) {
   for (size_t oy = 0; oy < ho; ++oy) {
     for (size_t ox = 0; ox < wo; ++ox) {
       float acc = bias;
@@ -38,6 +39,17 @@ void f32_dwconv_ukernel_kxk__scalar(size_t h, size_t w, const float* x, size_t p
       y[oy * wo + ox] = f32_clamp(acc, &p->minmax);
     }
   }
+}
+
+}  // namespace
+
+void f32_dwconv_ukernel_kxk__scalar(size_t channels, size_t h, size_t w, const float* x,
+                                    size_t pad_top, size_t pad_left, size_t ho, size_t wo,
+                                    const float* k, const float* bias, float* y,
+                                    const f32_dwconv_params* p) {
+  for (size_t c = 0; c < channels; ++c)
+    one_channel(h, w, x + c * h * w, pad_top, pad_left, ho, wo, k + c * p->kh * p->kw,
+                bias != nullptr ? bias[c] : 0.0f, y + c * ho * wo, p);
 }
 
 }  // namespace edgefit

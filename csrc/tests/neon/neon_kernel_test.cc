@@ -315,9 +315,9 @@ bool test_dwconv_chw(const char* name, f32_dwconv_chw_ukernel_fn fast, size_t K,
               const float bias = uniform(-1.0f, 1.0f);
               const f32_dwconv_params p{K, K, S, S, 1, 1, cl};
               Out got(ho * wo), ref(ho * wo);
-              f32_dwconv_ukernel_kxk__scalar(h, w, x.data(), pt, pl, ho, wo, k.data(), bias,
+              f32_dwconv_ukernel_kxk__scalar(1, h, w, x.data(), pt, pl, ho, wo, k.data(), &bias,
                                              ref.data(), &p);
-              fast(h, w, x.data(), pt, pl, ho, wo, k.data(), bias, got.data(), &p);
+              fast(1, h, w, x.data(), pt, pl, ho, wo, k.data(), &bias, got.data(), &p);
               compare(s, got, ref, 1e-6f * float(K * K + 1));
             }
   return report(s);
