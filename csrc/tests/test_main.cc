@@ -353,40 +353,45 @@ static void test_kernels(Isa isa) {
                 CHECK(max_err(y2, y0) < 1e-5f);
               }
             }
-  // Runs of channels (3, each its own kernel and bias, no bias) with stride 1 and "same" padding
-  // across (wo == w) on planes of many vectors: the AVX-512 kernels run these as one flat run of
-  // pixels per channel, with loads near the first and last rows masked (pad_top 0..2 moves which
-  // rows those are), never outside the channels (guard pages); and one plane larger than their
-  // 4096-pixel run of column masks.
-  for (size_t kk : {3, 5})
-    for (auto [h, w] : {std::pair<size_t, size_t>{7, 7},
-                        {14, 14},
-                        {28, 28},
-                        {3, 40},
-                        {17, 5},
-                        {1, 70},
-                        {40, 1},
-                        {70, 61}})
-      for (size_t pt : {0, 1, 2})
-        for (bool with_bias : {true, false}) {
-          const size_t pl = kk / 2, ho = h + 2 * pt + 1 - kk, wo = w, nc = 3;
-          if (h + 2 * pt < kk) continue;
-          const auto f = kk == 3 ? fast.dwconv.chw_k3s1 : fast.dwconv.chw_k5s1;
-          if (!f.fn) continue;
-          // The channels against an unreadable page after them (with bias) or before them.
-          const auto values = randv(rng, nc * h * w);
-          GuardedFloats x(nc * h * w, with_bias);
-          std::copy(values.begin(), values.end(), x.data());
-          auto wt = randv(rng, nc * kk * kk), bias = randv(rng, nc);
-          const float* b = with_bias ? bias.data() : nullptr;
-          f32_dwconv_params p{kk, kk, 1, 1, 1, 1, mm};
-          std::vector<float> y0(nc * ho * wo + 40, 9.0f), y1(nc * ho * wo + 40, 9.0f);
-          ref.dwconv.chw_generic.fn(nc, h, w, x.data(), pt, pl, ho, wo, wt.data(), b, y0.data(),
-                                    &p);
-          f.fn(nc, h, w, x.data(), pt, pl, ho, wo, wt.data(), b, y1.data(), &p);
-          CHECK(max_err(y1, y0) < 1e-5f);
-          for (size_t i = nc * ho * wo; i < y1.size(); ++i) CHECK(y1[i] == 9.0f);
-        }
+  // Runs of channels (3, each its own kernel and bias, no bias) on planes of many vectors, read
+  // from buffers against guard pages (nothing outside the channels may be read). Stride 1 with
+  // "same" padding across (wo == w): the AVX-512 kernels run each channel as one flat run of
+  // pixels, loads near the first and last rows masked (pad_top 0..2 moves which rows those are),
+  // one plane larger than their 4096-pixel run of column masks. Stride 2: 16 output pixels of a
+  // row per vector, rows of 7 to 35 outputs (one partial vector to three), odd widths.
+  for (size_t s : {1, 2})
+    for (size_t kk : {3, 5})
+      for (auto [h, w] : {std::pair<size_t, size_t>{7, 7},
+                          {14, 14},
+                          {28, 28},
+                          {3, 40},
+                          {17, 5},
+                          {1, 70},
+                          {40, 1},
+                          {70, 61}})
+        for (size_t pt : {0, 1, 2})
+          for (bool with_bias : {true, false}) {
+            const size_t pl = kk / 2, nc = 3;
+            if (h + 2 * pt < kk || w + 2 * pl < kk) continue;
+            const size_t ho = (h + 2 * pt - kk) / s + 1, wo = (w + 2 * pl - kk) / s + 1;
+            const auto f = kk == 3 ? (s == 1 ? fast.dwconv.chw_k3s1 : fast.dwconv.chw_k3s2)
+                                   : (s == 1 ? fast.dwconv.chw_k5s1 : fast.dwconv.chw_k5s2);
+            if (!f.fn) continue;
+            // The channels against an unreadable page after them (with bias) or before them.
+            const auto values = randv(rng, nc * h * w);
+            GuardedFloats x(nc * h * w, with_bias);
+            std::copy(values.begin(), values.end(), x.data());
+            auto wt = randv(rng, nc * kk * kk), bias = randv(rng, nc);
+            const float* b = with_bias ? bias.data() : nullptr;
+            f32_dwconv_params p{kk, kk, s, s, 1, 1, mm};
+            std::vector<float> y0(nc * ho * wo + 40, 9.0f), y1(nc * ho * wo + 40, 9.0f);
+            ref.dwconv.chw_generic.fn(nc, h, w, x.data(), pt, pl, ho, wo, wt.data(), b, y0.data(),
+                                      &p);
+            f.fn(nc, h, w, x.data(), pt, pl, ho, wo, wt.data(), b, y1.data(), &p);
+            CHECK(max_err(y1, y0) < 1e-5f);
+            for (size_t i = nc * ho * wo; i < y1.size(); ++i) CHECK(y1[i] == 9.0f);
+          }
+
   // Max pooling against the reference: windows over padding and, with ceil mode, past the
   // bottom / right edge (torch: the last window starts inside the input or its left padding).
   for (size_t h : {1, 4, 7, 12})
