@@ -125,6 +125,11 @@ def test_every_available_kernel_is_exercised(h, artifact):
         (1, 12, 40, (7, 7), 1, 1, 0, 1, 1),  # small images: transposed tiles, channel tail
         (1, 16, 33, (7, 7), 3, 1, 1, 1, 1),
         (2, 8, 32, (9, 9), 3, 2, 1, 1, 2),
+        # Depthwise planes of many vectors (AVX-512: one flat run of pixels per channel), two
+        # images whose 18 channels the executor's runs of channels straddle, 5x5 on 7x7, stride 2.
+        (2, 18, 18, (14, 14), 3, 1, 1, 1, 18),
+        (1, 16, 16, (7, 7), 5, 1, 2, 1, 16),
+        (1, 16, 16, (15, 15), 3, 2, 1, 1, 16),
     ],
 )
 def test_conv_matches_torch(h, artifact, isa, n, ci, co, hw, k, s, p, d, g):
