@@ -38,3 +38,14 @@ def block_medians(times: Sequence[float], block: int) -> list[float]:
 def paired_ratio(a: Sequence[float], b: Sequence[float]) -> float:
     """Median over block pairs of a / b (block medians of two runtimes, in the order they ran)."""
     return statistics.median(x / y for x, y in zip(a, b, strict=True))
+
+
+def paired_quartiles(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """The lower and upper quartiles of the per-pair ratios a / b: how far the cycles agree with
+    their median (paired_ratio). A spread that straddles 1.0 means the two runtimes are not told
+    apart on this machine in this run. One pair gives that ratio twice."""
+    ratios = [x / y for x, y in zip(a, b, strict=True)]
+    if len(ratios) < 2:
+        return (ratios[0], ratios[0]) if ratios else (float("nan"), float("nan"))
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return q1, q3

@@ -6,7 +6,8 @@ This machine is shared: its speed drifts by up to 30 % within a minute as neighb
 so runtimes timed one after the other would compare different machines. All runtimes of a test are
 therefore interleaved: blocks of BLOCK runs, each runtime in turn (order rotated), every block after
 an untimed warm-up (paired.warm_up: runs for 20 ms), and each median taken over the same time windows. The ratios reported are
-paired: the median over cycles of (a runtime's block median / the native block run right after it)."""
+paired: the median over cycles of (a runtime's block median / the native block run right after it),
+printed with the quartiles of those per-cycle ratios (a spread that straddles 1.0: not told apart)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgefit.runtime.harness.paired import block_medians, paired_ratio, warm_up
+from edgefit.runtime.harness.paired import block_medians, paired_quartiles, paired_ratio, warm_up
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
 
@@ -133,6 +134,7 @@ class Interleaved:
         self._blocks = {k: block_medians(v, BLOCK) for k, v in others.items()}
         native_blocks = block_medians(native_rounds, BLOCK)
         self.ratios = {k: paired_ratio(b, native_blocks) for k, b in self._blocks.items()}
+        self.spreads = {k: paired_quartiles(b, native_blocks) for k, b in self._blocks.items()}
 
     def between(self, a: str, b: str) -> float:
         """Paired ratio of two other runtimes (a's block median / b's in the same cycle): both in
@@ -178,9 +180,14 @@ def report(benchmark, title: str, m: Interleaved, names: dict[str, str] | None =
     lines = [f"{title}: edgefit native median {m.native:.2f} ms"]
     for key, ms in m.medians.items():
         name = names.get(key, key)
-        lines.append(f"  {name:<34} {ms:9.2f} ms   {name} / native = {m.ratios[key]:5.2f}x (paired)")
+        q1, q3 = m.spreads[key]
+        lines.append(
+            f"  {name:<34} {ms:9.2f} ms   {name} / native = {m.ratios[key]:5.2f}x"
+            f" (paired; quartiles {q1:.2f}-{q3:.2f})"
+        )
         benchmark.extra_info[f"{name}_ms"] = round(ms, 3)
         benchmark.extra_info[f"{name}_over_native"] = round(m.ratios[key], 3)
+        benchmark.extra_info[f"{name}_over_native_quartiles"] = [round(q1, 3), round(q3, 3)]
     benchmark.extra_info["load_average"] = os.getloadavg()
     print("\n" + "\n".join(lines) + f"\n  load average {os.getloadavg()}")
 
