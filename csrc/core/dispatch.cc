@@ -215,6 +215,9 @@ NchwcConfig select_nchwc(Isa isa) {
     c.to_plain = K(f32_nchwc_to_nchw__avx512f);
     c.decode_cb = K(f32_nchwc_decode_cb__avx512f);
     c.maxpool = K(f32_nchwc_maxpool__avx512f);
+    c.wino_in = K(f32_nchwc_wino_in__avx512f);
+    c.wino_out = K(f32_nchwc_wino_out__avx512f);
+    c.wino_pack_group = K(f32_nchwc_wino_pack_group__avx512f);
   }
 #endif
   (void)isa;
@@ -285,6 +288,9 @@ std::vector<KernelInfo> kernel_registry(const CpuInfo& cpu) {
     add(select_nchwc(isa).to_plain.name, "f32-nchwc");
     add(select_nchwc(isa).decode_cb.name, "f32-nchwc");
     add(select_nchwc(isa).maxpool.name, "f32-nchwc");
+    add(select_nchwc(isa).wino_in.name, "f32-nchwc");
+    add(select_nchwc(isa).wino_out.name, "f32-nchwc");
+    add(select_nchwc(isa).wino_pack_group.name, "f32-nchwc");
     // What blocked regions run around their convolutions: scalar code, but run only where the
     // convolutions are (listed as available elsewhere it would never be selected).
     if (select_nchwc(isa).conv.fn != nullptr && cpu.supports(isa))

@@ -76,6 +76,9 @@ struct NchwcConfig {
   Kernel<f32_nchwc_reorder_fn> to_blocked, to_plain;
   Kernel<f32_nchwc_decode_cb_fn> decode_cb;  // codebook weights, pass by pass
   Kernel<f32_nchwc_maxpool_fn> maxpool;
+  Kernel<f32_nchwc_wino_in_fn> wino_in;  // Winograd F(2x2, 3x3) transforms
+  Kernel<f32_nchwc_wino_out_fn> wino_out;
+  Kernel<f32_nchwc_wino_pack_group_fn> wino_pack_group;  // decoded codebook groups
 };
 
 struct KernelSet {

@@ -52,6 +52,10 @@ const float* dense_weights(const NodeCtx& c, const ValueDef& w,
 }
 
 // Per-thread packing scratch of f32_gemm_blocked, 64-byte aligned (whole cache lines per strip).
+// The unclamped result of a partial sum (products before a transform).
+constexpr f32_minmax kNoClamp{-std::numeric_limits<float>::infinity(),
+                              std::numeric_limits<float>::infinity()};
+
 float* gemm_scratch(size_t floats) {
   thread_local std::vector<float> buf;
   if (buf.size() < floats + 16) buf.resize(floats + 16);
@@ -343,6 +347,114 @@ void Runtime::prepare_node(size_t index) {
       // and decoded here, as on the NCHW path.
       const bool codebook = w.encoding == Encoding::kCodebook;
       const bool decode = codebook && !depthwise && !plain_in;
+      // Winograd F(2x2, 3x3) (f32-nchwc.h) for dense 3x3 stride-1 "same" convolutions of even
+      // images: 16 multiplies per 2x2 outputs and channel pair instead of 36, the 16 products
+      // of each tile position one 1x1 convolution over a run of tiles (the blocked tiles).
+      const size_t group_width = kNchwcBlock * kNchwcGroupBlocks;
+      // Winograd F(2x2, 3x3) (f32-nchwc.h) for 3x3 stride-1 "same" convolutions of even images:
+      // 16 multiplies per 2x2 outputs and channel pair instead of 36, the 16 products of each
+      // tile position one 1x1 convolution over a run of tiles (the blocked tiles above).
+      const bool winograd = ks.nchwc.wino_in.fn != nullptr && G == 1 && !plain_in &&
+                            !fused_residual && kh == 3 && kw == 3 && sh == 1 && sw == 1 &&
+                            pad[0] == 1 && pad[1] == 1 && pad[2] == 1 && pad[3] == 1 &&
+                            H % 2 == 0 && W % 2 == 0 && H >= 2 && W >= 2;
+      if (winograd) {
+        // Dense weights are transformed once here (16 / 9 of their size). Codebook weights stay
+        // compressed: each run decodes one 64-channel group at a time (the blocked decode) and
+        // transforms it into the shared scratch (16 x 64 x Ci floats, 1 MB at Ci = 256), then
+        // runs that group's products; the weight memory target (csrc/README.md).
+        const cb_weights cw = codebook ? codebook_weights(w, Co, K) : cb_weights{};
+        float* packed = nullptr;
+        if (!codebook) {
+          const float* wd = dense_weights(c, w, owned_);
+          owned_.emplace_back(f32_nchwc_wino_packed_size(Co, Ci));
+          packed = owned_.back().data();
+          f32_nchwc_wino_pack(Co, Ci, 0, Co, wd, packed);
+        }
+        const size_t each = f32_nchwc_packed_size(Co, Ci, 1, 1);
+        const size_t group_floats = (9 + 16) * Ci * group_width;  // decoded + transformed group
+        if (codebook) scratch_bytes_ = std::max(scratch_bytes_, group_floats * sizeof(float));
+        const size_t tiles = (H / 2) * (W / 2), threads = pool->threads();
+        // Runs of tiles, whole 6-pixel tiles of the 1x1 kernel, at most 48 (a run's transformed
+        // inputs and products, 16 x (Ci + Co) x 48 floats, stay in L2 for Ci = Co = 128), a
+        // multiple of the threads.
+        const size_t runs = threads * ceil_div(ceil_div(tiles, 48), threads);
+        const size_t run = std::min(ceil_div(ceil_div(tiles, runs), 6) * 6, ceil_div(tiles, 6) * 6);
+        const size_t nruns = ceil_div(tiles, run);
+        const size_t out_width = codebook ? std::min(Co, group_width) : Co;  // products per run
+        const size_t vm_floats = 16 * (Ci + out_width) * run;
+        const size_t seg_floats = kNchwcBlock * kNchwcBlock * 9;  // the decoder's 16 rows
+        thread_bytes_ =
+            std::max(thread_bytes_, (std::max(vm_floats, seg_floats) + 16) * sizeof(float));
+        f32_nchwc_conv_params cp;
+        cp.g = conv2d_geometry{1, run, 1, run, 1, 1, 1, 1, 0, 0, 1, 1};
+        cp.ic = Ci;
+        cp.oc = Co;
+        cp.hp = 1;
+        cp.wp = run;
+        cp.pass_blocks = f32_nchwc_pass_blocks(Ci, 1, 1);
+        auto offs = std::make_shared<std::vector<size_t>>(run);
+        f32_nchwc_offsets(cp.g, cp.wp, offs->data());
+        cp.offs = offs->data();
+        const size_t groups = ceil_div(Co, group_width);
+        const auto kern = ks.nchwc.conv;
+        const auto win = ks.nchwc.wino_in;
+        const auto wout = ks.nchwc.wino_out;
+        const auto decoder = ks.nchwc.decode_cb;
+        const auto wpack = ks.nchwc.wino_pack_group;
+        step.stats.kernel =
+            std::string(win.name) + " + " +
+            (codebook ? std::string(decoder.name) + " + " + wpack.name + " + " : "") + kern.name +
+            " + " + wout.name;
+        // Output channels [o0, o0 + width) of tiles [t0, t0 + nt): transforms, the 16 products
+        // (u: their transformed weights, laid out for `width` channels), the output transform.
+        auto tile_run = [=](const float* xb, float* yb, const float* u, size_t o0, size_t width,
+                            size_t t0, size_t nt) {
+          float* v = gemm_scratch(vm_floats);
+          float* m = v + 16 * Ci * run;
+          win.fn(H, W, Ci / kNchwcBlock, xb, t0, nt, run, v);
+          f32_nchwc_conv_params cg = cp;
+          cg.oc = width;
+          const size_t u_each = codebook ? width * Ci : each;
+          for (size_t xi = 0; xi < 16; ++xi)
+            for (size_t grp = 0; grp < ceil_div(width, group_width); ++grp)
+              kern.fn(&cg, v + xi * Ci * run, u + xi * u_each, nullptr, m + xi * width * run, grp,
+                      0, nt, &kNoClamp);
+          wout.fn(H, W, width / kNchwcBlock, m, t0, nt, run, bias ? bias + o0 : nullptr,
+                  yb + o0 * H * W, &mm);
+        };
+        step.fn = [=, this]() {
+          const float* xp = f32(xi);
+          float* yp = f32(yi);
+          for (size_t b = 0; b < N; ++b) {
+            const float* xb = xp + b * Ci * H * W;
+            float* yb = yp + b * Co * H * W;
+            if (!codebook) {
+              pool->parallel_for(nruns, [&](size_t r) {
+                tile_run(xb, yb, packed, 0, Co, r * run, std::min(run, tiles - r * run));
+              });
+              continue;
+            }
+            for (size_t grp = 0; grp < groups; ++grp) {
+              const size_t o0 = grp * group_width, width = f32_nchwc_group_width(Co, grp);
+              float* w3 = scratch_;
+              float* u = scratch_ + 9 * Ci * width;
+              pool->parallel_for(Ci / kNchwcBlock, [&](size_t ib) {
+                decoder.fn(&cw, o0, width, 9, ib, 1, gemm_scratch(seg_floats),
+                           w3 + ib * 9 * kNchwcBlock * width);
+                wpack.fn(width, Ci, ib, w3, u);
+              });
+              pool->parallel_for(nruns, [&](size_t r) {
+                tile_run(xb, yb, u, o0, width, r * run, std::min(run, tiles - r * run));
+              });
+            }
+          }
+          (void)offs;  // owns cp.offs
+          if (hswish) hswish_pass(N * Co * H * W);
+        };
+        steps_.push_back(std::move(step));
+        return;
+      }
       const cb_weights cw = decode ? codebook_weights(w, Co, K) : cb_weights{};
       float* packed = nullptr;
       if (!decode) {
@@ -384,7 +496,7 @@ void Runtime::prepare_node(size_t index) {
       const auto dwkern = ks.nchwc.dwconv;
       const auto decoder = ks.nchwc.decode_cb;
       step.stats.kernel = depthwise ? dwkern.name : kern.name;
-      const size_t taps = kh * kw, group_width = kNchwcBlock * kNchwcGroupBlocks;
+      const size_t taps = kh * kw;
       const size_t pass_k = cp.pass_blocks * kNchwcBlock * taps;  // one row of a pass
       if (decode) {
         step.stats.kernel = std::string(decoder.name) + " + " + kern.name;

@@ -835,6 +835,84 @@ static void test_nchwc(Isa isa) {
 // Plain NCHW inputs of any channel count into blocked outputs (in_block 1: what stems read; the
 // kernels take any count), against the naive convolution, for the scalar reference and this
 // ISA's tiles.
+// Winograd F(2x2, 3x3): packed weights, the scalar transforms and the scalar 1x1 tiles over a
+// run of tiles against a direct convolution (the arithmetic, for every ISA), then this ISA's
+// transforms against the scalar ones (bit-exact: the same adds in the same order). Runs of tiles
+// start mid-row and end short of the image (t0, nt), and the packed weights are written 16 rows
+// at a time, as the codebook path does.
+static void test_nchwc_winograd(Isa isa) {
+  const NchwcConfig nc = select_kernels(CpuInfo::host(), isa).nchwc;
+  std::mt19937 rng(31);
+  const f32_minmax mm{-1.0f, 1.5f}, none{-INFINITY, INFINITY};
+  struct Case {
+    size_t ic, oc, h, w;
+  };
+  for (const Case& cs : {Case{16, 16, 2, 2}, Case{32, 80, 6, 8}, Case{16, 48, 10, 4}}) {
+    const conv2d_geometry g = square_conv(cs.h, cs.w, 3, 1, 1);
+    auto x = randv(rng, cs.ic * cs.h * cs.w), w = randv(rng, cs.oc * cs.ic * 9);
+    auto bias = randv(rng, cs.oc);
+    const std::vector<float> want = naive_conv(g, cs.ic, cs.oc, x, w, bias, &mm);
+    const size_t ib = cs.ic / kNchwcBlock, ob = cs.oc / kNchwcBlock;
+    std::vector<float> xb(x.size());
+    f32_nchw_to_nchwc__scalar(cs.h * cs.w, 0, ib, x.data(), xb.data());
+    std::vector<float> packed(f32_nchwc_wino_packed_size(cs.oc, cs.ic), 9.0f);
+    for (size_t o0 = 0; o0 < cs.oc; o0 += 16)
+      f32_nchwc_wino_pack(cs.oc, cs.ic, o0, 16, w.data() + o0 * cs.ic * 9, packed.data());
+    const size_t tiles = cs.h / 2 * (cs.w / 2), run = 5, each = cs.oc * cs.ic;
+    f32_nchwc_conv_params cp;
+    cp.g = conv2d_geometry{1, run, 1, run, 1, 1, 1, 1, 0, 0, 1, 1};
+    cp.ic = cs.ic;
+    cp.oc = cs.oc;
+    cp.hp = 1;
+    cp.wp = run;
+    cp.pass_blocks = f32_nchwc_pass_blocks(cs.ic, 1, 1);
+    std::vector<size_t> offs(run);
+    f32_nchwc_offsets(cp.g, run, offs.data());
+    cp.offs = offs.data();
+    std::vector<float> yb(cs.oc * cs.h * cs.w, 1e9f);
+    for (size_t t0 = 0; t0 < tiles; t0 += run) {
+      const size_t nt = std::min(run, tiles - t0);
+      std::vector<float> v(16 * cs.ic * run, 5.0f), m(16 * cs.oc * run, 5.0f);
+      f32_nchwc_wino_in__scalar(cs.h, cs.w, ib, xb.data(), t0, nt, run, v.data());
+      if (nc.wino_in.fn != nullptr) {
+        std::vector<float> v2(v.size(), 5.0f);
+        nc.wino_in.fn(cs.h, cs.w, ib, xb.data(), t0, nt, run, v2.data());
+        CHECK(v2 == v);
+      }
+      for (size_t xi = 0; xi < 16; ++xi)
+        for (size_t grp = 0; grp < (cs.oc + 63) / 64; ++grp)
+          f32_nchwc_conv__scalar(&cp, v.data() + xi * cs.ic * run, packed.data() + xi * each,
+                                 nullptr, m.data() + xi * cs.oc * run, grp, 0, nt, &none);
+      if (nc.wino_out.fn != nullptr) {
+        std::vector<float> y2(yb.size(), 1e9f), y1(yb.size(), 1e9f);
+        f32_nchwc_wino_out__scalar(cs.h, cs.w, ob, m.data(), t0, nt, run, bias.data(), y1.data(),
+                                   &mm);
+        nc.wino_out.fn(cs.h, cs.w, ob, m.data(), t0, nt, run, bias.data(), y2.data(), &mm);
+        CHECK(y2 == y1);
+      }
+      f32_nchwc_wino_out__scalar(cs.h, cs.w, ob, m.data(), t0, nt, run, bias.data(), yb.data(),
+                                 &mm);
+    }
+    std::vector<float> got(yb.size());
+    f32_nchwc_to_nchw__scalar(cs.h * cs.w, 0, ob, yb.data(), got.data());
+    CHECK(max_err(got, want) < 1e-4f);
+    // A group's weights in the blocked 3x3 layout (what the codebook decode writes), transformed
+    // block by block: the same numbers as the whole-layer packing of a single group.
+    if (cs.oc > 64) continue;
+    std::vector<float> w3(cs.oc * cs.ic * 9), u1(packed.size(), 7.0f), u2(packed.size(), 7.0f);
+    for (size_t o = 0; o < cs.oc; ++o)
+      for (size_t i = 0; i < cs.ic; ++i)
+        for (size_t tap = 0; tap < 9; ++tap)
+          w3[((i / 16 * 9 + tap) * 16 + i % 16) * cs.oc + o] = w[(o * cs.ic + i) * 9 + tap];
+    for (size_t b = 0; b < ib; ++b) {
+      f32_nchwc_wino_pack_group__scalar(cs.oc, cs.ic, b, w3.data(), u1.data());
+      if (nc.wino_pack_group.fn) nc.wino_pack_group.fn(cs.oc, cs.ic, b, w3.data(), u2.data());
+    }
+    CHECK(u1 == packed);
+    if (nc.wino_pack_group.fn) CHECK(u2 == u1);
+  }
+}
+
 static void test_nchwc_plain_input(Isa isa) {
   const NchwcConfig nc = select_kernels(CpuInfo::host(), isa).nchwc;
   std::mt19937 rng(29);
@@ -1080,6 +1158,7 @@ int main(int argc, char** argv) {
     test_conv_t(isa);
     test_nchwc(isa);
     test_nchwc_plain_input(isa);
+    test_nchwc_winograd(isa);
     test_nchwc_dw(isa);
     test_nchwc_decode_cb(isa);
     test_im2col_packed(isa);

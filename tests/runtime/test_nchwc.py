@@ -67,12 +67,69 @@ def test_blocked_region_matches_reference(h, artifact, isa, n, hw, threads, enco
     if isa == "avx512":
         assert all("nchwc" in kernels[c] for c in ("c1", "c2", "c3", "c4")), kernels
         assert ("decode_cb" in kernels["c2"]) == encoding.startswith("cb")
+        # c1 (3x3, stride 1, padding 1) runs Winograd F(2x2, 3x3) on even images only.
+        assert ("wino" in kernels["c1"]) == (hw % 2 == 0), kernels["c1"]
         assert kernels["x:to_nchwc"].startswith("f32_nchw_to_nchwc")
         assert kernels["s:from_nchwc"].startswith("f32_nchwc_to_nchw")  # max pool reads NCHW
         assert "nchwc" in kernels["gap"]  # reads the blocked tensor directly
         assert "add" not in kernels  # fused into c4's store (c4 has no activation of its own)
     else:
         assert not any("nchwc" in k for k in kernels.values()), kernels
+
+
+def _winograd_graph(h, n, hw, ci, co, encoding, act):
+    """x -> 1x1 (ci->ci) -> 3x3 (ci->co, the Winograd candidate) -> three 1x1 (co->co): a blocked
+    region whose 3x3 reads and writes blocked tensors."""
+    rng = np.random.default_rng(hw * co + n)
+    consts, nodes = {}, []
+    chain = [("p", "x", "a", ci, ci, 1, "relu"), ("w3", "a", "b", ci, co, 3, act)]
+    chain += [("q", "b", "c", co, co, 1, "none"), ("r", "c", "e", co, co, 1, "relu")]
+    chain += [("s", "e", "d", co, co, 1, "none")]  # the graph output: NCHW, so r ends the region
+    for name, x, y, i, o, k, a in chain:
+        w = rng.standard_normal((o, i, k, k)).astype(np.float32) / np.sqrt(i * k * k)
+        consts[f"{name}.w"] = h.encode(w, encoding if name == "w3" else "dense")
+        consts[f"{name}.b"] = h.encode(rng.standard_normal(o).astype(np.float32), "dense")
+        nodes.append(_conv(name, x, y, f"{name}.w", f"{name}.b", 1, k // 2, a))
+    values = {
+        v: Value(v, (n, c, hw, hw), "f32")
+        for v, c in (("x", ci), ("a", ci), ("b", co), ("c", co), ("e", co), ("d", co))
+    }
+    values |= {k: Value(k, tuple(c.shape), "f32") for k, c in consts.items()}
+    graph = verify(Graph(("x",), ("d",), tuple(nodes), values, consts, {"model": "test"}))
+    return graph, {"x": rng.standard_normal((n, ci, hw, hw)).astype(np.float32)}
+
+
+@pytest.mark.parametrize(
+    "n,hw,ci,co",
+    [
+        (1, 2, 16, 16),
+        (2, 12, 32, 80),
+        (1, 14, 64, 48),
+        (1, 8, 128, 64),
+        (1, 8, 144, 64),
+        (1, 7, 16, 16),
+        (1, 10, 16, 16),
+    ],
+)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("encoding", ["dense", "int8", "cb4", "cb3g2"])
+def test_winograd_3x3_matches_reference(h, artifact, isa, n, hw, ci, co, threads, encoding):
+    """Winograd F(2x2, 3x3) on the blocked path: even images (tile runs shorter than a 6-pixel
+    tile, output groups of 16 and 48 channels, a batch of 2; codebook weights decoded and
+    transformed one 64-channel group at a time, 9 input blocks), an odd one (7: the direct
+    tiles), relu6 after the transform."""
+    graph, feeds = _winograd_graph(h, n, hw, ci, co, encoding, "relu6")
+    s = Session(artifact(graph), threads=threads, isa=isa)
+    got, want = s.run(feeds), reference.run(graph, feeds)
+    assert h.rel_err(got["d"], want["d"]) <= 2e-5
+    kernel = s.kernel_of("w3")
+    if isa == "avx512":
+        wino = hw % 2 == 0
+        assert ("f32_nchwc_wino_in__avx512f" in kernel) == wino, kernel
+        # Codebook weights decoded and transformed a 64-channel group at a time.
+        assert ("f32_nchwc_wino_pack_group" in kernel) == (wino and encoding.startswith("cb")), kernel
+    else:
+        assert "wino" not in kernel
 
 
 def test_default_isa_blocks_where_avx512_runs(h, artifact):

@@ -82,6 +82,51 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
                              const f32_minmax* params);
 #endif
 
+// Winograd F(2x2, 3x3) for 3x3 convolutions with stride 1, padding 1 and an even image (h, w):
+// each 2x2 block of outputs from a 4x4 input tile with 16 multiplies per channel pair instead of
+// 36. The 16 products of every tile position xi are one 1x1 convolution over the tiles
+// (f32_nchwc_conv with a [1 x tiles] image): transformed weights U[xi] = G g G^T in the 1x1
+// packed layout, transformed inputs V[xi] = (B^T d B)[xi] and products M[xi] blocked like an
+// image of `tiles` pixels. Tiles are numbered row-major over (h / 2) x (w / 2).
+// Weights [oc][ic][3][3] -> 16 x f32_nchwc_packed_size(oc, ic, 1, 1) floats; w holds output
+// channels [o0, o0 + rows) ([rows][ic][3][3]) and only their entries are written (codebook
+// weights are decoded and transformed a slice at a time).
+size_t f32_nchwc_wino_packed_size(size_t oc, size_t ic);
+void f32_nchwc_wino_pack(size_t oc, size_t ic, size_t o0, size_t rows, const float* w,
+                         float* packed);
+// One 64-channel (width) group's weights decoded into the blocked 3x3 layout
+// (f32_nchwc_decode_cb: w3[((ib * 9 + tap) * 16 + i) * width + o]) -> its transformed weights,
+// input block ib: u[(xi * ic + i) * width + o], the 1x1 packed layout of a width-channel group.
+typedef void (*f32_nchwc_wino_pack_group_fn)(size_t width, size_t ic, size_t ib, const float* w3,
+                                             float* u);
+void f32_nchwc_wino_pack_group__scalar(size_t width, size_t ic, size_t ib, const float* w3,
+                                       float* u);
+#if defined(__x86_64__) || defined(_M_X64)
+void f32_nchwc_wino_pack_group__avx512f(size_t width, size_t ic, size_t ib, const float* w3,
+                                        float* u);
+#endif
+// Tiles [t0, t0 + nt) of blocks [0, blocks) of x ([blocks][h][w][16]) into
+// v[((xi * blocks + b) * stride + t - t0) * 16 + c]; taps outside x are zeros.
+typedef void (*f32_nchwc_wino_in_fn)(size_t h, size_t w, size_t blocks, const float* x, size_t t0,
+                                     size_t nt, size_t stride, float* v);
+// The products m (laid out as v, `blocks` output blocks) of tiles [t0, t0 + nt) into their 2x2
+// outputs of y ([blocks][h][w][16]), plus bias (may be null), clamped.
+typedef void (*f32_nchwc_wino_out_fn)(size_t h, size_t w, size_t blocks, const float* m, size_t t0,
+                                      size_t nt, size_t stride, const float* bias, float* y,
+                                      const f32_minmax* params);
+void f32_nchwc_wino_in__scalar(size_t h, size_t w, size_t blocks, const float* x, size_t t0,
+                               size_t nt, size_t stride, float* v);
+void f32_nchwc_wino_out__scalar(size_t h, size_t w, size_t blocks, const float* m, size_t t0,
+                                size_t nt, size_t stride, const float* bias, float* y,
+                                const f32_minmax* params);
+#if defined(__x86_64__) || defined(_M_X64)
+void f32_nchwc_wino_in__avx512f(size_t h, size_t w, size_t blocks, const float* x, size_t t0,
+                                size_t nt, size_t stride, float* v);
+void f32_nchwc_wino_out__avx512f(size_t h, size_t w, size_t blocks, const float* m, size_t t0,
+                                 size_t nt, size_t stride, const float* bias, float* y,
+                                 const f32_minmax* params);
+#endif
+
 // Depthwise convolution of a blocked image (one filter per channel; cp: g, ic = oc = channels;
 // hp, wp, offs and pass_blocks unused): channel blocks [b0, b1) x output pixels [p0, p1). x is
 // the unpadded input ([c / 16][h][w][16]): taps outside it are skipped, so no padded copy of the
