@@ -2,6 +2,12 @@
 // Built with -mavx512f; only called when CpuInfo reports AVX-512F.
 #include <immintrin.h>
 
+// GCC 12's own AVX-512 intrinsics pass an undefined source (_mm512_undefined_ps) to their
+// builtins and then warn that it "may be used uninitialized" once inlined here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include "kernels/f32-gemm/f32-gemm.h"
 
 namespace edgefit {
