@@ -132,6 +132,15 @@ def test_winograd_3x3_matches_reference(h, artifact, isa, n, hw, ci, co, threads
         assert "wino" not in kernel
 
 
+@pytest.mark.parametrize("act", ["none", "relu", "hardswish"])
+def test_winograd_activations(h, artifact, isa, act):
+    """The output transform's clamp (none, relu) and hardswish as the pass after it."""
+    graph, feeds = _winograd_graph(h, 1, 6, 16, 32, "dense", act)
+    s = Session(artifact(graph), threads=2, isa=isa)
+    assert h.rel_err(s.run(feeds)["d"], reference.run(graph, feeds)["d"]) <= 2e-5
+    assert ("wino" in s.kernel_of("w3")) == (isa == "avx512")
+
+
 def test_default_isa_blocks_where_avx512_runs(h, artifact):
     graph, _ = _graph(h, 1, 9)
     s = Session(artifact(graph))
