@@ -51,11 +51,11 @@ const float* dense_weights(const NodeCtx& c, const ValueDef& w,
   return out;
 }
 
-// Per-thread packing scratch of f32_gemm_blocked, 64-byte aligned (whole cache lines per strip).
 // The unclamped result of a partial sum (products before a transform).
 constexpr f32_minmax kNoClamp{-std::numeric_limits<float>::infinity(),
                               std::numeric_limits<float>::infinity()};
 
+// Per-thread packing scratch of f32_gemm_blocked, 64-byte aligned (whole cache lines per strip).
 float* gemm_scratch(size_t floats) {
   thread_local std::vector<float> buf;
   if (buf.size() < floats + 16) buf.resize(floats + 16);
@@ -347,9 +347,6 @@ void Runtime::prepare_node(size_t index) {
       // and decoded here, as on the NCHW path.
       const bool codebook = w.encoding == Encoding::kCodebook;
       const bool decode = codebook && !depthwise && !plain_in;
-      // Winograd F(2x2, 3x3) (f32-nchwc.h) for dense 3x3 stride-1 "same" convolutions of even
-      // images: 16 multiplies per 2x2 outputs and channel pair instead of 36, the 16 products
-      // of each tile position one 1x1 convolution over a run of tiles (the blocked tiles).
       const size_t group_width = kNchwcBlock * kNchwcGroupBlocks;
       // Winograd F(2x2, 3x3) (f32-nchwc.h) for 3x3 stride-1 "same" convolutions of even images:
       // 16 multiplies per 2x2 outputs and channel pair instead of 36, the 16 products of each
@@ -369,7 +366,7 @@ void Runtime::prepare_node(size_t index) {
           const float* wd = dense_weights(c, w, owned_);
           owned_.emplace_back(f32_nchwc_wino_packed_size(Co, Ci));
           packed = owned_.back().data();
-          f32_nchwc_wino_pack(Co, Ci, 0, Co, wd, packed);
+          f32_nchwc_wino_pack(Co, Ci, wd, packed);
         }
         const size_t each = f32_nchwc_packed_size(Co, Ci, 1, 1);
         const size_t group_floats = (9 + 16) * Ci * group_width;  // decoded + transformed group
@@ -426,28 +423,26 @@ void Runtime::prepare_node(size_t index) {
         step.fn = [=, this]() {
           const float* xp = f32(xi);
           float* yp = f32(yi);
-          for (size_t b = 0; b < N; ++b) {
-            const float* xb = xp + b * Ci * H * W;
-            float* yb = yp + b * Co * H * W;
-            if (!codebook) {
+          // Every run of tiles of every image, for output channels [o0, o0 + width).
+          auto all_runs = [&](const float* u, size_t o0, size_t width) {
+            for (size_t b = 0; b < N; ++b)
               pool->parallel_for(nruns, [&](size_t r) {
-                tile_run(xb, yb, packed, 0, Co, r * run, std::min(run, tiles - r * run));
+                tile_run(xp + b * Ci * H * W, yp + b * Co * H * W, u, o0, width, r * run,
+                         std::min(run, tiles - r * run));
               });
-              continue;
-            }
-            for (size_t grp = 0; grp < groups; ++grp) {
-              const size_t o0 = grp * group_width, width = f32_nchwc_group_width(Co, grp);
-              float* w3 = scratch_;
-              float* u = scratch_ + 9 * Ci * width;
-              pool->parallel_for(Ci / kNchwcBlock, [&](size_t ib) {
-                decoder.fn(&cw, o0, width, 9, ib, 1, gemm_scratch(seg_floats),
-                           w3 + ib * 9 * kNchwcBlock * width);
-                wpack.fn(width, Ci, ib, w3, u);
-              });
-              pool->parallel_for(nruns, [&](size_t r) {
-                tile_run(xb, yb, u, o0, width, r * run, std::min(run, tiles - r * run));
-              });
-            }
+          };
+          if (!codebook) all_runs(packed, 0, Co);
+          // Codebook: each group decoded and transformed once for the whole batch.
+          for (size_t grp = 0; codebook && grp < groups; ++grp) {
+            const size_t o0 = grp * group_width, width = f32_nchwc_group_width(Co, grp);
+            float* w3 = scratch_;
+            float* u = scratch_ + 9 * Ci * width;
+            pool->parallel_for(Ci / kNchwcBlock, [&](size_t ib) {
+              decoder.fn(&cw, o0, width, 9, ib, 1, gemm_scratch(seg_floats),
+                         w3 + ib * 9 * kNchwcBlock * width);
+              wpack.fn(width, Ci, ib, w3, u);
+            });
+            all_runs(u, o0, width);
           }
           (void)offs;  // owns cp.offs
           if (hswish) hswish_pass(N * Co * H * W);

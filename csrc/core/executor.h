@@ -43,8 +43,9 @@ class Runtime {
     return arena_bytes_ + scratch_bytes_ + thread_bytes_ * pool_->threads();
   }
   size_t threads() const { return pool_->threads(); }
-  // The kernels' ISA level, "+avx512" appended where the blocked convolutions and SpMM run AVX-512
-  // above an AVX2 base (the default on CPUs whose AVX-512 GEMM tiles are no faster: Runtime()).
+  // The kernels' ISA level, "+avx512" appended where the blocked convolutions, SpMM and stride-1
+  // depthwise kernels run AVX-512 above an AVX2 base (the default on CPUs whose AVX-512 GEMM tiles
+  // are no faster: Runtime()).
   const char* isa() const { return isa_label_.c_str(); }
   const std::map<std::string, std::string>& meta() const { return model_.meta; }
 

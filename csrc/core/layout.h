@@ -21,8 +21,7 @@ namespace edgefit {
 // and a MobileNetV2 block (1x1, depthwise, 1x1) would pay two per two convolutions. Then an add of
 // two blocked tensors, one the sole use of a blocked convolution without an activation, is fused
 // into that convolution (its other input added before the clamp; the conv gets the add's
-// activation, attr
-// "_residual" and the residual as its last input).
+// activation, attr "_residual" and the residual as its last input).
 std::vector<bool> plan_nchwc(Model& model);
 
 }  // namespace edgefit

@@ -832,14 +832,10 @@ static void test_nchwc(Isa isa) {
   }
 }
 
-// Plain NCHW inputs of any channel count into blocked outputs (in_block 1: what stems read; the
-// kernels take any count), against the naive convolution, for the scalar reference and this
-// ISA's tiles.
 // Winograd F(2x2, 3x3): packed weights, the scalar transforms and the scalar 1x1 tiles over a
 // run of tiles against a direct convolution (the arithmetic, for every ISA), then this ISA's
 // transforms against the scalar ones (bit-exact: the same adds in the same order). Runs of tiles
-// start mid-row and end short of the image (t0, nt), and the packed weights are written 16 rows
-// at a time, as the codebook path does.
+// start mid-row and end short of the image (t0, nt).
 static void test_nchwc_winograd(Isa isa) {
   const NchwcConfig nc = select_kernels(CpuInfo::host(), isa).nchwc;
   std::mt19937 rng(31);
@@ -856,8 +852,7 @@ static void test_nchwc_winograd(Isa isa) {
     std::vector<float> xb(x.size());
     f32_nchw_to_nchwc__scalar(cs.h * cs.w, 0, ib, x.data(), xb.data());
     std::vector<float> packed(f32_nchwc_wino_packed_size(cs.oc, cs.ic), 9.0f);
-    for (size_t o0 = 0; o0 < cs.oc; o0 += 16)
-      f32_nchwc_wino_pack(cs.oc, cs.ic, o0, 16, w.data() + o0 * cs.ic * 9, packed.data());
+    f32_nchwc_wino_pack(cs.oc, cs.ic, w.data(), packed.data());
     const size_t tiles = cs.h / 2 * (cs.w / 2), run = 5, each = cs.oc * cs.ic;
     f32_nchwc_conv_params cp;
     cp.g = conv2d_geometry{1, run, 1, run, 1, 1, 1, 1, 0, 0, 1, 1};
@@ -913,6 +908,9 @@ static void test_nchwc_winograd(Isa isa) {
   }
 }
 
+// Plain NCHW inputs of any channel count into blocked outputs (in_block 1: what stems read; the
+// kernels take any count), against the naive convolution, for the scalar reference and this
+// ISA's tiles.
 static void test_nchwc_plain_input(Isa isa) {
   const NchwcConfig nc = select_kernels(CpuInfo::host(), isa).nchwc;
   std::mt19937 rng(29);

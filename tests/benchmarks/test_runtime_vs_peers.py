@@ -5,9 +5,10 @@ pytest-benchmark in this process; every other runtime runs in a process of its o
 This machine is shared: its speed drifts by up to 30 % within a minute as neighbours come and go,
 so runtimes timed one after the other would compare different machines. All runtimes of a test are
 therefore interleaved: blocks of BLOCK runs, each runtime in turn (order rotated), every block after
-an untimed warm-up (paired.warm_up: runs for 20 ms), and each median taken over the same time windows. The ratios reported are
-paired: the median over cycles of (a runtime's block median / the native block run right after it),
-printed with the quartiles of those per-cycle ratios (a spread that straddles 1.0: not told apart)."""
+an untimed warm-up (paired.warm_up: runs for 20 ms), and each median taken over the same time
+windows. The ratios reported are paired: the median over cycles of (a runtime's block median / the
+native block run right after it), printed with the quartiles of those per-cycle ratios (a spread
+that straddles 1.0: not told apart)."""
 
 from __future__ import annotations
 

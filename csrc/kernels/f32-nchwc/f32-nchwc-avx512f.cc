@@ -180,25 +180,18 @@ void f32_nchwc_dwconv__avx512f(const f32_nchwc_conv_params* cp, const float* x, 
 
 void f32_nchwc_maxpool__avx512f(const pool2d_geometry* g, size_t b0, size_t b1, const float* x,
                                 float* y) {
-  const ptrdiff_t w = ptrdiff_t(g->w);
-  for (size_t b = b0; b < b1; ++b) {
-    const float* xb = x + b * g->h * g->w * kC;
-    float* yb = y + b * g->ho * g->wo * kC;
-    for (size_t oy = 0; oy < g->ho; ++oy) {
-      ptrdiff_t ylo = 0, yhi = 0;
-      f32_nchwc_pool_window(oy, g->sh, g->pt, g->kh, g->h, &ylo, &yhi);
-      for (size_t ox = 0; ox < g->wo; ++ox) {
-        ptrdiff_t xlo = 0, xhi = 0;
-        f32_nchwc_pool_window(ox, g->sw, g->pl, g->kw, g->w, &xlo, &xhi);
-        // max(acc, v) with acc first: a NaN in v is kept, as the scalar `acc < v ? v : acc`.
+  const size_t w = g->w;
+  f32_nchwc_pool_windows(
+      g, b0, b1, x, y,
+      [&](const float* in, float* out, ptrdiff_t ylo, ptrdiff_t yhi, ptrdiff_t xlo, ptrdiff_t xhi) {
+        // max(acc, v) with acc first: a NaN in v is kept, as the scalar
+        // `acc < v ? v : acc`.
         __m512 acc = _mm512_set1_ps(-INFINITY);
         for (ptrdiff_t iy = ylo; iy < yhi; ++iy)
           for (ptrdiff_t ix = xlo; ix < xhi; ++ix)
-            acc = _mm512_max_ps(_mm512_loadu_ps(xb + (iy * w + ix) * ptrdiff_t(kC)), acc);
-        _mm512_storeu_ps(yb + (oy * g->wo + ox) * kC, acc);
-      }
-    }
-  }
+            acc = _mm512_max_ps(_mm512_loadu_ps(in + (size_t(iy) * w + size_t(ix)) * kC), acc);
+        _mm512_storeu_ps(out, acc);
+      });
 }
 
 namespace {

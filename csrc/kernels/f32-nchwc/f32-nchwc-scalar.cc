@@ -168,29 +168,17 @@ void f32_nchwc_to_nchw__scalar(size_t pixels, size_t b0, size_t b1, const float*
 
 void f32_nchwc_maxpool__scalar(const pool2d_geometry* g, size_t b0, size_t b1, const float* x,
                                float* y) {
-  const size_t c = kNchwcBlock;
-  const ptrdiff_t w = ptrdiff_t(g->w);
-  for (size_t b = b0; b < b1; ++b) {
-    const float* xb = x + b * g->h * g->w * c;
-    float* yb = y + b * g->ho * g->wo * c;
-    for (size_t oy = 0; oy < g->ho; ++oy) {
-      ptrdiff_t ylo = 0, yhi = 0;
-      f32_nchwc_pool_window(oy, g->sh, g->pt, g->kh, g->h, &ylo, &yhi);
-      for (size_t ox = 0; ox < g->wo; ++ox) {
-        ptrdiff_t xlo = 0, xhi = 0;
-        f32_nchwc_pool_window(ox, g->sw, g->pl, g->kw, g->w, &xlo, &xhi);
-        float acc[kNchwcBlock];
-        for (size_t i = 0; i < c; ++i) acc[i] = -std::numeric_limits<float>::infinity();
+  const size_t c = kNchwcBlock, w = g->w;
+  f32_nchwc_pool_windows(
+      g, b0, b1, x, y,
+      [&](const float* in, float* out, ptrdiff_t ylo, ptrdiff_t yhi, ptrdiff_t xlo, ptrdiff_t xhi) {
+        for (size_t i = 0; i < c; ++i) out[i] = -std::numeric_limits<float>::infinity();
         for (ptrdiff_t iy = ylo; iy < yhi; ++iy)
           for (ptrdiff_t ix = xlo; ix < xhi; ++ix) {
-            const float* v = xb + size_t(iy * w + ix) * c;
-            for (size_t i = 0; i < c; ++i) acc[i] = acc[i] < v[i] ? v[i] : acc[i];
+            const float* v = in + (size_t(iy) * w + size_t(ix)) * c;
+            for (size_t i = 0; i < c; ++i) out[i] = out[i] < v[i] ? v[i] : out[i];
           }
-        float* out = yb + (oy * g->wo + ox) * c;
-        for (size_t i = 0; i < c; ++i) out[i] = acc[i];
-      }
-    }
-  }
+      });
 }
 
 void f32_nchwc_global_avgpool__scalar(size_t blocks, size_t pixels, const float* x, float* y) {

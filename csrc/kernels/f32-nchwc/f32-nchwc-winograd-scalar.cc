@@ -1,6 +1,4 @@
 // Winograd F(2x2, 3x3) weight packing and the scalar reference transforms (f32-nchwc.h).
-#include <algorithm>
-
 #include "kernels/f32-nchwc/f32-nchwc-winograd.h"
 #include "kernels/f32-nchwc/f32-nchwc.h"
 
@@ -15,7 +13,7 @@ struct TileOrigin {
   ptrdiff_t y, x;
 };
 
-// fn(b, t, origin, c, at) for every channel c of block b of tiles [t0, t0 + nt); at: the lane's
+// fn(b, origin, c, at) for every channel c of block b of tiles [t0, t0 + nt); at: the lane's
 // index in the transformed layout without its tile position, ((xi * blocks + b) * stride + t -
 // t0) * 16 + c = at + xi * blocks * stride * 16.
 template <class F>
@@ -34,17 +32,16 @@ size_t f32_nchwc_wino_packed_size(size_t oc, size_t ic) {
   return 16 * f32_nchwc_packed_size(oc, ic, 1, 1);
 }
 
-void f32_nchwc_wino_pack(size_t oc, size_t ic, size_t o0, size_t rows, const float* w,
-                         float* packed) {
+void f32_nchwc_wino_pack(size_t oc, size_t ic, const float* w, float* packed) {
   // U = G g G^T per (output, input) channel pair, each of its 16 positions written where
   // f32_nchwc_pack puts the weight of a 1x1 convolution: per group of 64 output channels,
   // [ic][group width].
   const size_t each = f32_nchwc_packed_size(oc, ic, 1, 1), group = kC * kNchwcGroupBlocks;
-  for (size_t r = 0; r < rows; ++r) {
-    const size_t o = o0 + r, g0 = o / group * group, width = f32_nchwc_group_width(oc, o / group);
+  for (size_t o = 0; o < oc; ++o) {
+    const size_t g0 = o / group * group, width = f32_nchwc_group_width(oc, o / group);
     for (size_t i = 0; i < ic; ++i) {
       float u[16];
-      f32_wino_weight_tile(w + (r * ic + i) * 9, u);
+      f32_wino_weight_tile(w + (o * ic + i) * 9, u);
       float* at = packed + g0 * ic + i * width + (o - g0);
       for (size_t xi = 0; xi < 16; ++xi) at[xi * each] = u[xi];
     }

@@ -88,12 +88,10 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
 // (f32_nchwc_conv with a [1 x tiles] image): transformed weights U[xi] = G g G^T in the 1x1
 // packed layout, transformed inputs V[xi] = (B^T d B)[xi] and products M[xi] blocked like an
 // image of `tiles` pixels. Tiles are numbered row-major over (h / 2) x (w / 2).
-// Weights [oc][ic][3][3] -> 16 x f32_nchwc_packed_size(oc, ic, 1, 1) floats; w holds output
-// channels [o0, o0 + rows) ([rows][ic][3][3]) and only their entries are written (codebook
-// weights are decoded and transformed a slice at a time).
+// Weights [oc][ic][3][3] -> 16 x f32_nchwc_packed_size(oc, ic, 1, 1) floats (dense weights,
+// transformed once; codebook ones go group by group through f32_nchwc_wino_pack_group).
 size_t f32_nchwc_wino_packed_size(size_t oc, size_t ic);
-void f32_nchwc_wino_pack(size_t oc, size_t ic, size_t o0, size_t rows, const float* w,
-                         float* packed);
+void f32_nchwc_wino_pack(size_t oc, size_t ic, const float* w, float* packed);
 // One 64-channel (width) group's weights decoded into the blocked 3x3 layout
 // (f32_nchwc_decode_cb: w3[((ib * 9 + tap) * 16 + i) * width + o]) -> its transformed weights,
 // input block ib: u[(xi * ic + i) * width + o], the 1x1 packed layout of a width-channel group.
@@ -180,6 +178,26 @@ inline void f32_nchwc_pool_window(size_t o, size_t stride, size_t pad, size_t k,
   const ptrdiff_t i0 = ptrdiff_t(o * stride) - ptrdiff_t(pad);
   *lo = i0 > 0 ? i0 : 0;
   *hi = i0 + ptrdiff_t(k) < ptrdiff_t(n) ? i0 + ptrdiff_t(k) : ptrdiff_t(n);
+}
+// pixel(in, out, ylo, yhi, xlo, xhi) for every output pixel of channel blocks [b0, b1): `in` the
+// block's first input pixel, `out` the output pixel's 16 floats, [ylo, yhi) x [xlo, xhi) its
+// window inside the image. The loop every ISA's max pool shares; each supplies the lane work.
+template <class Pixel>
+inline void f32_nchwc_pool_windows(const pool2d_geometry* g, size_t b0, size_t b1, const float* x,
+                                   float* y, Pixel pixel) {
+  for (size_t b = b0; b < b1; ++b) {
+    const float* xb = x + b * g->h * g->w * kNchwcBlock;
+    float* yb = y + b * g->ho * g->wo * kNchwcBlock;
+    for (size_t oy = 0; oy < g->ho; ++oy) {
+      ptrdiff_t ylo = 0, yhi = 0;
+      f32_nchwc_pool_window(oy, g->sh, g->pt, g->kh, g->h, &ylo, &yhi);
+      for (size_t ox = 0; ox < g->wo; ++ox) {
+        ptrdiff_t xlo = 0, xhi = 0;
+        f32_nchwc_pool_window(ox, g->sw, g->pl, g->kw, g->w, &xlo, &xhi);
+        pixel(xb, yb + (oy * g->wo + ox) * kNchwcBlock, ylo, yhi, xlo, xhi);
+      }
+    }
+  }
 }
 typedef void (*f32_nchwc_maxpool_fn)(const pool2d_geometry* g, size_t b0, size_t b1, const float* x,
                                      float* y);
