@@ -211,3 +211,23 @@ def test_int8_digits_top1_agrees_with_fp32(trained_digits, tmp_path):
         correct += int(got == int(test_y[i]))
     assert agree / len(test_x) >= 0.99, f"int8 vs fp32 top-1 agreement {agree}/{len(test_x)}"
     assert correct / len(test_x) >= 0.9
+
+
+def test_staged_runner_times_invoke_alone_and_computes_the_same(builder, tmp_path):
+    # A latency comparison stages the NHWC input once; the staged call must still be the model's run.
+    from edgefit.compiler.backends.tflite.run import outputs
+    from edgefit.runtime.bundle import Bundle
+    from edgefit.runtime.harness.runners import TFLiteRunner
+
+    b = builder(seed=5)
+    x = b.input("x", (1, 3, 10, 10))
+    y = b.conv(x, b.weight((4, 3, 3, 3)), stride=(1, 1), padding=(1, 1, 1, 1), act="relu", bias=False)
+    export_tflite(b.graph(y), tmp_path / "m.tflite")
+    runner = TFLiteRunner(Bundle(tmp_path, {"artifacts": {"model": "m.tflite"}}))
+    feeds = {"x": b.rng.standard_normal((1, 3, 10, 10)).astype(np.float32)}
+    want = runner.run(feeds)[y]
+    runner.run({"x": np.zeros_like(feeds["x"])})  # the staged call must not reuse these
+    once = runner.staged(feeds)
+    once()
+    assert runner.calls == 3
+    np.testing.assert_array_equal(outputs(runner.interp)[y], want)

@@ -22,7 +22,8 @@ def load(path: str | os.PathLike, threads: int = 1):
     return interp
 
 
-def invoke(interp, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def set_inputs(interp, inputs: Mapping[str, np.ndarray]) -> None:
+    """Copies NCHW `inputs` into the interpreter's NHWC input tensors."""
     for d in interp.get_input_details():
         if d["name"] not in inputs:
             raise UserError(
@@ -36,8 +37,17 @@ def invoke(interp, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
                 f"got {tuple(inputs[d['name']].shape)}"
             )
         interp.set_tensor(d["index"], x.astype(d["dtype"], copy=False))
-    interp.invoke()
+
+
+def outputs(interp) -> dict[str, np.ndarray]:
+    """The interpreter's outputs, NCHW, by IR name."""
     return {d["name"]: to_nchw(interp.get_tensor(d["index"])) for d in interp.get_output_details()}
+
+
+def invoke(interp, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    set_inputs(interp, inputs)
+    interp.invoke()
+    return outputs(interp)
 
 
 def run_tflite(
