@@ -1005,8 +1005,11 @@ static void test_nchwc_dw(Isa isa) {
   struct Case {
     size_t c, h, w, k, s;
   };
-  const Case cases[] = {{32, 7, 9, 3, 1},   {48, 9, 8, 3, 2}, {16, 6, 6, 5, 1},
-                        {32, 11, 11, 5, 2}, {16, 1, 1, 3, 1}, {16, 3, 2, 3, 2}};
+  // Rows of 1 to 3 pieces (<= 16 pixels each; interior pieces skip the column tests), images
+  // narrower than the filter, and tasks that start and end inside rows (split 5 / 23 below).
+  const Case cases[] = {{32, 7, 9, 3, 1},  {48, 9, 8, 3, 2},  {16, 6, 6, 5, 1},  {32, 11, 11, 5, 2},
+                        {16, 1, 1, 3, 1},  {16, 3, 2, 3, 2},  {16, 5, 37, 3, 1}, {32, 6, 40, 3, 2},
+                        {16, 4, 35, 5, 2}, {16, 3, 20, 5, 1}, {16, 2, 3, 5, 1}};
   for (const Case& cs : cases) {
     const size_t pad = cs.k / 2;
     conv2d_geometry g{cs.h, cs.w, 0, 0, cs.k, cs.k, cs.s, cs.s, pad, pad, 1, 1};
@@ -1034,7 +1037,7 @@ static void test_nchwc_dw(Isa isa) {
     cp.ic = cp.oc = cs.c;
     for (f32_nchwc_dwconv_fn fn : {f32_nchwc_dwconv_fn(f32_nchwc_dwconv__scalar), nc.dwconv.fn}) {
       if (fn == nullptr) continue;
-      for (size_t split : {p, size_t(5)}) {  // all pixels at once, or 5-pixel tasks
+      for (size_t split : {p, size_t(5), size_t(23)}) {  // all pixels at once, or tasks
         std::vector<float> yb(cs.c * p, 1e9f), got(cs.c * p, 3.0f);
         for (size_t b = 0; b < blocks; ++b)
           for (size_t p0 = 0; p0 < p; p0 += split)
@@ -1042,6 +1045,14 @@ static void test_nchwc_dw(Isa isa) {
                std::min(p, p0 + split), &mm);
         f32_nchwc_to_nchw__scalar(p, 0, blocks, yb.data(), got.data());
         CHECK(max_err(got, want) < 1e-4f);
+      }
+      // A task writes its own pixels of its own block and nothing else (the others' are raced).
+      const size_t q0 = std::min<size_t>(5, p - 1), q1 = std::min<size_t>(23, p);
+      std::vector<float> yb(cs.c * p, 1e9f);
+      fn(&cp, xb.data(), packed.data(), bias.data(), yb.data(), blocks - 1, blocks, q0, q1, &mm);
+      for (size_t i = 0; i < yb.size(); ++i) {
+        const size_t px = (i / kNchwcBlock) % p, b = i / (kNchwcBlock * p);
+        CHECK((yb[i] == 1e9f) == (b != blocks - 1 || px < q0 || px >= q1));
       }
     }
   }

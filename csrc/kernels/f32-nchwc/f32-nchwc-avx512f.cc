@@ -7,10 +7,13 @@
 // builtins and then warn that it "may be used uninitialized" once inlined here.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <utility>
 
 #include "kernels/f32-nchwc/f32-nchwc.h"
 
@@ -112,6 +115,81 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
   }
 }
 
+namespace {
+
+template <size_t T, size_t K, size_t S, bool kEdge>
+inline void dw_row_body(const float* x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t iy0, ptrdiff_t ix0,
+                        const float* wk, const float* bias, float* y, const f32_minmax* mm) {
+  constexpr size_t kCols = (T - 1) * S + K;  // input columns the T outputs read
+  const __m512 init = bias != nullptr ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+  __m512 acc[T];
+#pragma GCC unroll 16
+  for (size_t j = 0; j < T; ++j) acc[j] = init;
+  for (size_t ky = 0; ky < K; ++ky) {
+    const ptrdiff_t iy = iy0 + ptrdiff_t(ky);
+    if (iy < 0 || iy >= h) continue;  // the zero padding above or below
+    const float* xr = x + (iy * w + ix0) * ptrdiff_t(kC);
+    __m512 wv[K];
+#pragma GCC unroll 5
+    for (size_t kx = 0; kx < K; ++kx) wv[kx] = _mm512_loadu_ps(wk + (ky * K + kx) * kC);
+#pragma GCC unroll 40
+    for (size_t c = 0; c < kCols; ++c) {
+      // The zero padding left or right (kEdge: the piece touches the image's edge).
+      if (kEdge && (ix0 + ptrdiff_t(c) < 0 || ix0 + ptrdiff_t(c) >= w)) continue;
+      const __m512 v = _mm512_loadu_ps(xr + c * kC);
+#pragma GCC unroll 5
+      for (size_t kx = 0; kx < K; ++kx)
+        if (c >= kx && (c - kx) % S == 0 && (c - kx) / S < T)
+          acc[(c - kx) / S] = _mm512_fmadd_ps(v, wv[kx], acc[(c - kx) / S]);
+    }
+  }
+  const __m512 lo = _mm512_set1_ps(mm->min), hi = _mm512_set1_ps(mm->max);
+#pragma GCC unroll 16
+  for (size_t j = 0; j < T; ++j)
+    _mm512_storeu_ps(y + j * kC, _mm512_min_ps(_mm512_max_ps(acc[j], lo), hi));
+}
+
+// T consecutive output pixels of one row of one 16-channel block, K x K filter, stride S: every
+// input vector of a filter row is loaded once and feeds the (up to K) outputs that read it, so the
+// loads are 1 / K of the FMAs (one load per FMA in a pixel-at-a-time loop). The loops over the
+// row's input columns and taps unroll completely (T, K and S are constants): each accumulator is
+// a register, and the only branches left test whether a row, or near the image's left and right
+// edges a column, lies inside the image. x: the block's plane; iy0 / ix0: input row / column of
+// the first pixel's tap (0, 0); wk: the block's K * K weight vectors; y: the first pixel's output.
+template <size_t T, size_t K, size_t S>
+void dw_row(const float* x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t iy0, ptrdiff_t ix0, const float* wk,
+            const float* bias, float* y, const f32_minmax* mm) {
+  if (ix0 >= 0 && ix0 + ptrdiff_t((T - 1) * S + K) <= w)
+    dw_row_body<T, K, S, false>(x, h, w, iy0, ix0, wk, bias, y, mm);
+  else
+    dw_row_body<T, K, S, true>(x, h, w, iy0, ix0, wk, bias, y, mm);
+}
+
+typedef void (*dw_row_fn)(const float*, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float*,
+                          const float*, float*, const f32_minmax*);
+
+constexpr size_t kDwRowMax = 16;  // outputs per row piece: 16 accumulators + K weights + 1 input
+
+template <size_t K, size_t S, size_t... T>
+constexpr std::array<dw_row_fn, sizeof...(T)> dw_rows(std::index_sequence<T...>) {
+  return {dw_row<T + 1, K, S>...};
+}
+template <size_t K, size_t S>
+constexpr std::array<dw_row_fn, kDwRowMax> kDwRows =
+    dw_rows<K, S>(std::make_index_sequence<kDwRowMax>());
+
+// The row kernels of a K x K, stride S filter, or null for shapes that keep the pixel loop.
+const dw_row_fn* dw_rows_for(size_t kh, size_t kw, size_t sh, size_t sw) {
+  if (kh != kw || sh != sw) return nullptr;
+  if (kh == 3 && sh == 1) return kDwRows<3, 1>.data();
+  if (kh == 3 && sh == 2) return kDwRows<3, 2>.data();
+  if (kh == 5 && sh == 1) return kDwRows<5, 1>.data();
+  if (kh == 5 && sh == 2) return kDwRows<5, 2>.data();
+  return nullptr;
+}
+
+}  // namespace
+
 void f32_nchwc_dwconv__avx512f(const f32_nchwc_conv_params* cp, const float* x, const float* packed,
                                const float* bias, float* y, size_t b0, size_t b1, size_t p0,
                                size_t p1, const f32_minmax* params) {
@@ -119,6 +197,29 @@ void f32_nchwc_dwconv__avx512f(const f32_nchwc_conv_params* cp, const float* x, 
   const size_t taps = g.kh * g.kw, p = g.ho * g.wo;
   if (taps > 64) {  // no depthwise filter this large runs blocked (layout.cc); stay correct
     f32_nchwc_dwconv__scalar(cp, x, packed, bias, y, b0, b1, p0, p1, params);
+    return;
+  }
+  if (const dw_row_fn* rows = dw_rows_for(g.kh, g.kw, g.sh, g.sw)) {
+    for (size_t b = b0; b < b1; ++b) {
+      const float* xb = x + b * g.h * g.w * kC;
+      const float* wb = packed + b * taps * kC;
+      const float* bb = bias != nullptr ? bias + b * kC : nullptr;
+      float* yb = y + b * p * kC;
+      // Each output row's share of [p0, p1), in near-equal pieces of <= kDwRowMax pixels.
+      for (size_t px = p0; px < p1;) {
+        const size_t oy = px / g.wo, ox = px % g.wo, n = std::min(g.wo - ox, p1 - px);
+        const size_t pieces = ceil_div(n, kDwRowMax);
+        const ptrdiff_t iy0 = ptrdiff_t(oy * g.sh) - ptrdiff_t(g.pt);
+        for (size_t i = 0, o = ox; i < pieces; ++i) {
+          const size_t len = n / pieces + (i < n % pieces);
+          rows[len - 1](xb, ptrdiff_t(g.h), ptrdiff_t(g.w), iy0,
+                        ptrdiff_t(o * g.sw) - ptrdiff_t(g.pl), wb, bb, yb + (oy * g.wo + o) * kC,
+                        params);
+          o += len;
+        }
+        px += n;
+      }
+    }
     return;
   }
   const ptrdiff_t h = ptrdiff_t(g.h), w = ptrdiff_t(g.w);
