@@ -63,6 +63,25 @@ float* gemm_scratch(size_t floats) {
   return buf.data() + ((64 - at % 64) % 64) / sizeof(float);
 }
 
+}  // namespace
+
+// What fuse_conv_depthwise needs of a blocked convolution (dense weights, no fused residual, no
+// hardswish pass, not Winograd): its prepared parameters and kernels.
+struct BlockedConvPlan {
+  f32_nchwc_conv_params cp;                   // cp.offs: offs' pixel offsets (not depthwise)
+  std::shared_ptr<std::vector<size_t>> offs;  // owns cp.offs
+  const float* packed = nullptr;
+  const float* bias = nullptr;
+  f32_minmax mm;
+  Kernel<f32_nchwc_conv_fn> conv;
+  Kernel<f32_nchwc_dwconv_fn> dwconv;
+  bool depthwise = false, padded = false;
+  size_t n = 0, in_block = 0;
+  uint32_t x = 0, y = 0;  // input / output values
+};
+
+namespace {
+
 size_t blocked_scratch_bytes(const f32_gemm_blocking& bl) {
   return (f32_gemm_blocked_scratch(bl) + 16) * sizeof(float);
 }
@@ -147,6 +166,9 @@ void Runtime::prepare() {
     return v;
   };
   for (size_t i = 0; i < model_.nodes.size(); ++i) prepare_node(i);
+  const std::vector<size_t> fused_pairs = fuse_conv_depthwise();
+  std::vector<bool> fused(nv, false);  // values no longer stored: a band buffer holds them
+  for (size_t i : fused_pairs) fused[model_.nodes[i].outputs[0]] = true;
   for (const NodeDef& n : model_.nodes)
     if (n.op == "reshape") root_[n.outputs[0]] = find(n.inputs[0]);
 
@@ -167,7 +189,16 @@ void Runtime::prepare() {
         last[find(v)] = std::max(last[find(v)], int(i));
     const uint32_t r = find(n.outputs[0]);
     first[r] = std::min(first[r], int(i));
-    has_storage[n.outputs[0]] = true;
+    has_storage[n.outputs[0]] = !fused[n.outputs[0]];
+  }
+  // A fused pair runs as its first node's step: the second's output is written, and the first's
+  // inputs are still read, while it runs (else the plan could give both the same bytes).
+  for (size_t i : fused_pairs) {
+    const uint32_t r = find(model_.nodes[i + 1].outputs[0]);
+    first[r] = std::min(first[r], int(i));
+    for (uint32_t v : model_.nodes[i].inputs)
+      if (model_.values[v].kind != ValueKind::kConstant)
+        last[find(v)] = std::max(last[find(v)], int(i + 1));
   }
   for (uint32_t o : model_.outputs) {
     last[find(o)] = end;
@@ -518,6 +549,23 @@ void Runtime::prepare_node(size_t index) {
                   bias != nullptr ? bias + o0 : nullptr, y + o0 * P, 0, p0, p1, &mm);
         }
       };
+      if (!decode && !fused_residual && !hswish) {
+        auto plan = std::make_shared<BlockedConvPlan>();
+        plan->cp = cp;
+        plan->offs = offs;
+        plan->packed = packed;
+        plan->bias = bias;
+        plan->mm = mm;
+        plan->conv = kern;
+        plan->dwconv = dwkern;
+        plan->depthwise = depthwise;
+        plan->padded = padded;
+        plan->n = N;
+        plan->in_block = in_block;
+        plan->x = xi;
+        plan->y = yi;
+        step.blocked = std::move(plan);
+      }
       step.fn = [=, this]() {
         const float* xp = f32(xi);
         float* yp = f32(yi);
@@ -1233,6 +1281,103 @@ void Runtime::prepare_node(size_t index) {
     c.fail("op not implemented by the native runtime");
   }
   steps_.push_back(std::move(step));
+}
+
+// ---- conv -> depthwise fusion
+// --------------------------------------------------------------------
+
+std::vector<size_t> Runtime::fuse_conv_depthwise() {
+  std::vector<size_t> fused;
+  if (steps_.size() != model_.nodes.size()) return fused;  // one step per node, in order
+  std::vector<int> uses(model_.values.size(), 0);
+  for (const NodeDef& n : model_.nodes)
+    for (uint32_t v : n.inputs) ++uses[v];
+  for (uint32_t o : model_.outputs) uses[o] += 2;
+  // Pairs whose intermediate (per image) is at least half an L2 (measured, csrc/README.md: at
+  // 14x14 and 7x7, where the 1x1's weights outweigh its output, bands made both layers slower),
+  // in bands whose rows of it fill at most another half.
+  constexpr size_t kMinBytes = size_t(512) << 10, kBandBytes = size_t(512) << 10;
+  for (size_t i = 0; i + 1 < steps_.size(); ++i) {
+    const std::shared_ptr<const BlockedConvPlan> a = steps_[i].blocked, b = steps_[i + 1].blocked;
+    if (!a || !b || a->depthwise || !b->depthwise || b->x != a->y || uses[a->y] != 1) continue;
+    const conv2d_geometry& ga = a->cp.g;
+    const conv2d_geometry& gb = b->cp.g;
+    const size_t co = a->cp.oc, rows_in = gb.h, cols = gb.w;
+    if (ga.ho != rows_in || ga.wo != cols || co != b->cp.ic) continue;
+    if (co * rows_in * cols * sizeof(float) < kMinBytes) continue;
+    // Output rows per band: the band's input rows ((rows - 1) * sh + kh) within kBandBytes.
+    const size_t row_floats = co * cols;
+    size_t rows = 1;
+    while (rows < gb.ho && (rows * gb.sh + gb.kh) * row_floats * sizeof(float) <= kBandBytes)
+      ++rows;
+    const size_t cap = (rows - 1) * gb.sh + gb.kh;  // A rows a band buffer holds
+    const size_t buf_floats = cap * row_floats;
+    thread_bytes_ = std::max(thread_bytes_, (buf_floats + 16) * sizeof(float));
+    ThreadPool* pool = pool_.get();
+    const uint32_t xa = a->x, yb = b->y;
+    steps_[i].fn = [=, this]() {
+      const size_t n = a->n, ci = a->cp.ic, cb = b->cp.oc;
+      const size_t blocks_a = ci / a->in_block, blocks_b = cb / kNchwcBlock;
+      const size_t groups = ceil_div(co, kNchwcBlock * kNchwcGroupBlocks);
+      const size_t taps_b = gb.kh * gb.kw, pb = gb.ho * gb.wo;
+      for (size_t img = 0; img < n; ++img) {
+        const float* x = f32(xa) + img * ci * ga.h * ga.w;
+        float* y = f32(yb) + img * cb * pb;
+        if (a->padded) {
+          pool->parallel_for(
+              blocks_a, [&](size_t t) { f32_nchwc_pad(ga, t, t + 1, x, scratch_, a->in_block); });
+          x = scratch_;
+        }
+        // Each task a contiguous run of output rows, band by band: the A rows two bands share
+        // are moved to the buffer's front, not recomputed (only a task's first band computes
+        // the rows it shares with the task before it).
+        const size_t tasks = std::min(pool->threads(), gb.ho);
+        pool->parallel_for(tasks, [&](size_t t) {
+          const size_t oy_end = (t + 1) * gb.ho / tasks;
+          float* buf = gemm_scratch(buf_floats);
+          ptrdiff_t h0 = 0, h1 = 0;  // A rows the buffer holds, from its first row
+          for (size_t oy = t * gb.ho / tasks; oy < oy_end; oy += rows) {
+            const size_t oe = std::min(oy + rows, oy_end);
+            const ptrdiff_t r0 = std::max<ptrdiff_t>(0, ptrdiff_t(oy * gb.sh) - ptrdiff_t(gb.pt));
+            const ptrdiff_t r1 = std::min<ptrdiff_t>(
+                ptrdiff_t(rows_in), ptrdiff_t((oe - 1) * gb.sh + gb.kh) - ptrdiff_t(gb.pt));
+            size_t keep = 0;
+            if (h0 <= r0 && r0 < h1) {
+              keep = size_t(h1 - r0);
+              if (r0 > h0)
+                for (size_t blk = 0; blk < co / kNchwcBlock; ++blk) {
+                  float* rowp = buf + blk * cap * cols * kNchwcBlock;
+                  std::memmove(rowp, rowp + size_t(r0 - h0) * cols * kNchwcBlock,
+                               keep * cols * kNchwcBlock * sizeof(float));
+                }
+            }
+            f32_nchwc_conv_params pa = a->cp;
+            pa.g.ho = cap;  // the buffer's block stride: cap rows
+            pa.offs = a->cp.offs + size_t(r0) * cols;
+            for (size_t grp = 0; grp < groups; ++grp)
+              a->conv.fn(&pa, x, a->packed, a->bias, buf, grp, keep * cols, size_t(r1 - r0) * cols,
+                         &a->mm);
+            h0 = r0;
+            h1 = r1;
+            // The depthwise layer reads rows [r0, r1) through a pointer r0 rows before the
+            // buffer's start, so that its row arithmetic stays the image's.
+            for (size_t blk = 0; blk < blocks_b; ++blk)
+              b->dwconv.fn(&b->cp,
+                           buf + blk * cap * cols * kNchwcBlock - size_t(r0) * cols * kNchwcBlock,
+                           b->packed + blk * taps_b * kNchwcBlock,
+                           b->bias != nullptr ? b->bias + blk * kNchwcBlock : nullptr,
+                           y + blk * pb * kNchwcBlock, 0, 1, oy * gb.wo, oe * gb.wo, &b->mm);
+          }
+        });
+      }
+    };
+    steps_[i].stats.kernel += std::string(" -> ") + b->dwconv.name + " (row bands)";
+    steps_[i + 1].fn = [] {};
+    steps_[i + 1].stats.kernel = "fused into " + steps_[i].stats.name;
+    fused.push_back(i);
+    ++i;
+  }
+  return fused;
 }
 
 }  // namespace edgefit

@@ -16,6 +16,8 @@
 
 namespace edgefit {
 
+struct BlockedConvPlan;  // executor.cc
+
 struct NodeStats {
   std::string name, op, kernel;
   double last_us = 0.0;  // time of this node in the last run
@@ -53,9 +55,14 @@ class Runtime {
   struct Step {
     NodeStats stats;
     std::function<void()> fn;
+    // Set by a blocked convolution that may run fused with its neighbour (executor.cc).
+    std::shared_ptr<const BlockedConvPlan> blocked;
   };
   void prepare();
   void prepare_node(size_t index);
+  // Runs each blocked convolution and the depthwise layer that alone reads its output row band
+  // by row band as one step (executor.cc); returns the pairs' first node indices.
+  std::vector<size_t> fuse_conv_depthwise();
   float* f32(uint32_t v) const { return static_cast<float*>(bufs_[v]); }
   void* buf(uint32_t v) const { return bufs_[v]; }
 

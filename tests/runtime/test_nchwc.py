@@ -268,3 +268,59 @@ def test_stem_and_max_pool_run_blocked(h, artifact, isa, k, stride, hw, ceil_mod
         assert not any(node["op"] == "to_nchwc" for node in s.nodes), kernels
     else:
         assert not any("nchwc" in kernel for kernel in kernels.values()), kernels
+
+
+def _depthwise(name, x, y, w, b, channels, stride, k):
+    attrs = {"stride": (stride, stride), "padding": (k // 2,) * 4, "dilation": (1, 1), "groups": channels}
+    return Node("conv2d", name, (x, w, b), (y,), freeze(attrs | {"act": "relu6"}), "test.py:1")
+
+
+@pytest.mark.parametrize("n", [1, 2])
+@pytest.mark.parametrize("k,stride", [(3, 2), (3, 1), (5, 2), (5, 1)])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("shared", [False, True])
+def test_conv_then_depthwise_run_in_row_bands(h, artifact, n, k, stride, threads, shared):
+    """A blocked convolution whose large output (>= 512 KB an image) only a depthwise layer reads
+    runs with it band by band (the stem with its padded plain input, then a 1x1 expand); an output
+    with a second reader is stored as usual."""
+    if not _cpu_has_avx512():
+        pytest.skip("channel-blocked layers run on AVX-512 CPUs only")
+    rng = np.random.default_rng(k * 10 + stride)
+    hw, ho = 150, 75  # the stem's output: 32 x 75 x 75 floats, 720 KB; the expand's 1.1 MB
+    hd = (ho + 2 * (k // 2) - k) // stride + 1
+    shapes = {"x": (n, 3, hw, hw), "a": (n, 32, ho, ho), "b": (n, 32, ho, ho), "c": (n, 16, ho, ho)}
+    shapes |= {"d": (n, 48, ho, ho), "e": (n, 48, hd, hd), "f": (n, 16, hd, hd), "g": (n, 16, 1, 1)}
+    shapes |= {"g2": (n, 48, 1, 1)}
+    rand = lambda *s: h.encode(rng.standard_normal(s).astype(np.float32) / 4, "dense")  # noqa: E731
+    consts = {"ws": rand(32, 3, 3, 3), "w1": rand(32, 1, k, k), "w2": rand(16, 32, 1, 1)}
+    consts |= {"w3": rand(48, 16, 1, 1), "w4": rand(48, 1, k, k), "w5": rand(16, 48, 1, 1)}
+    consts |= {f"b{i}": rand(c) for i, c in enumerate([32, 32, 16, 48, 48, 16])}
+    nodes = [
+        _conv("stem", "x", "a", "ws", "b0", 2, 1, "relu6"),
+        _depthwise("dw1", "a", "b", "w1", "b1", 32, 1, k),
+        _conv("project", "b", "c", "w2", "b2"),
+        _conv("expand", "c", "d", "w3", "b3", act="relu6"),
+        _depthwise("dw2", "d", "e", "w4", "b4", 48, stride, k),
+        _conv("project2", "e", "f", "w5", "b5"),
+        Node("global_avg_pool", "gap", ("f",), ("g",), freeze({}), "test.py:1"),
+    ]
+    outputs = ("g",)
+    if shared:  # the expand's output read twice: that pair must not run in bands
+        nodes.append(Node("global_avg_pool", "gap2", ("d",), ("g2",), freeze({}), "test.py:1"))
+        outputs = ("g", "g2")
+    values = {v: Value(v, s, "f32") for v, s in shapes.items()}
+    values |= {v: Value(v, tuple(c.shape), "f32") for v, c in consts.items()}
+    graph = verify(Graph(("x",), outputs, tuple(nodes), values, consts, {"model": "test"}))
+    feeds = {"x": rng.standard_normal(shapes["x"]).astype(np.float32)}
+    s = Session(artifact(graph), threads=threads)
+    want = reference.run(graph, feeds)
+    got = s.run(feeds)
+    for name in outputs:
+        assert h.rel_err(got[name], want[name]) <= 2e-5, name
+    kernels = {node["name"]: node["kernel"] for node in s.nodes}
+    assert kernels["stem"].endswith("(row bands)") and kernels["dw1"] == "fused into stem", kernels
+    if shared:
+        assert kernels["expand"] == "f32_nchwc_conv__avx512f", kernels
+        assert kernels["dw2"] == "f32_nchwc_dwconv__avx512f", kernels
+    else:
+        assert kernels["expand"].endswith("(row bands)") and kernels["dw2"] == "fused into expand"
