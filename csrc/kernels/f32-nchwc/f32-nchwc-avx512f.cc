@@ -136,7 +136,10 @@ inline void dw_row_body(const float* x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t iy0,
     for (size_t c = 0; c < kCols; ++c) {
       // The zero padding left or right (kEdge: the piece touches the image's edge).
       if (kEdge && (ix0 + ptrdiff_t(c) < 0 || ix0 + ptrdiff_t(c) >= w)) continue;
-      const __m512 v = _mm512_loadu_ps(xr + c * kC);
+      __m512 v = _mm512_loadu_ps(xr + c * kC);
+      // One load for the K FMAs: without this GCC folds the load into each FMA's memory operand,
+      // and the row kernel is back to one load per FMA.
+      __asm__("" : "+v"(v));
 #pragma GCC unroll 5
       for (size_t kx = 0; kx < K; ++kx)
         if (c >= kx && (c - kx) % S == 0 && (c - kx) / S < T)
