@@ -128,7 +128,11 @@ inline void window8(const float* const* in, ptrdiff_t c0, ptrdiff_t w, const __m
         v[2] = shift_in_zero_right(v[1]);
       }
     } else if constexpr (S == 1) {
-      for (size_t kx = 0; kx < K; ++kx) v[kx] = load_row<Edge>(row, c0 + ptrdiff_t(kx), w);
+      for (size_t kx = 0; kx < K; ++kx) {
+        v[kx] = load_row<Edge>(row, c0 + ptrdiff_t(kx), w);
+        // Kept in a register for the R rows' FMAs (else GCC folds the load into each of them).
+        __asm__("" : "+x"(v[kx]));
+      }
     } else {
       for (size_t kx = 0; kx < K; kx += 2) {
         const __m256 lo = load_row<Edge>(row, c0 + ptrdiff_t(kx), w);

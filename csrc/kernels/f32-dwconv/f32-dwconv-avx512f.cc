@@ -82,7 +82,11 @@ void run(const float* x, ptrdiff_t w, ptrdiff_t hw, ptrdiff_t pad_top, const flo
          float* y, ptrdiff_t q0, ptrdiff_t q1, const __mmask16 (*masks)[kChunkVectors], __m512 vmin,
          __m512 vmax) {
   __m512 wv[K * K];
-  for (size_t i = 0; i < K * K; ++i) wv[i] = _mm512_set1_ps(k[i]);
+  for (size_t i = 0; i < K * K; ++i) {
+    wv[i] = _mm512_set1_ps(k[i]);
+    // Kept in a register: else GCC folds a broadcast load of the tap into every FMA using it.
+    __asm__("" : "+v"(wv[i]));
+  }
   const __m512 vb = _mm512_set1_ps(bias);
   ptrdiff_t row[K];  // flat index of row ky's centre tap for output pixel 0
   __m512 prev[K], cur[K];
