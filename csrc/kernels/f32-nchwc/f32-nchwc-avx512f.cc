@@ -27,10 +27,11 @@ constexpr size_t kC = kNchwcBlock;
 // CB: input channels per block (16, or 1 for a plain NCHW input whose blocks are channel planes).
 // first: start from the bias, else from y (an earlier pass); last: add r (laid out like y) if
 // not null, then clamp.
+// pf / npf: cache lines to prefetch, one per input channel until npf run out.
 template <size_t P, size_t OB, size_t CB>
 void tile(const float* x, const size_t* offs, size_t block_stride, size_t row_stride, size_t nib,
           size_t kh, size_t kw, const float* w, const float* bias, float* y, size_t y_stride,
-          bool first, bool last, const float* r, const f32_minmax* mm) {
+          bool first, bool last, const float* r, const f32_minmax* mm, const char* pf, size_t npf) {
   size_t o[P];
 #pragma GCC unroll 6
   for (size_t i = 0; i < P; ++i) o[i] = offs[i];
@@ -48,6 +49,11 @@ void tile(const float* x, const size_t* offs, size_t block_stride, size_t row_st
         const float* xb = x + ib * block_stride + ky * row_stride + kx * CB;
 #pragma GCC unroll 4
         for (size_t c = 0; c < CB; ++c) {
+          if (npf != 0) {
+            _mm_prefetch(pf, _MM_HINT_T1);
+            pf += 64;
+            --npf;
+          }
           __m512 wv[OB];
 #pragma GCC unroll 4
           for (size_t b = 0; b < OB; ++b) wv[b] = _mm512_loadu_ps(w + b * kC);
@@ -74,7 +80,7 @@ void tile(const float* x, const size_t* offs, size_t block_stride, size_t row_st
 
 typedef void (*tile_fn)(const float*, const size_t*, size_t, size_t, size_t, size_t, size_t,
                         const float*, const float*, float*, size_t, bool, bool, const float*,
-                        const f32_minmax*);
+                        const f32_minmax*, const char*, size_t);
 
 template <size_t OB, size_t CB>
 constexpr tile_fn kRow[6] = {tile<1, OB, CB>, tile<2, OB, CB>, tile<3, OB, CB>,
@@ -101,6 +107,18 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
   const float* bg = bias != nullptr ? bias + o0 : nullptr;
   const size_t block_stride = cp->hp * cp->wp * cb, row_stride = cp->wp * cb;
   const tile_fn* row = (cb == kC ? kBlockedTiles : kPlainTiles)[ob - 1];
+  // The call that finishes a group brings the next group's weights into the cache while it
+  // computes (a line per input channel of its tiles): they would otherwise stream from DRAM /
+  // L3 through the next group's first tile, with nothing to overlap.
+  const size_t next_o0 = o0 + width;
+  const char* pf = nullptr;
+  size_t pf_left = 0, pf_per_tile = 0;
+  if (p1 == p && next_o0 < cp->oc) {
+    pf = reinterpret_cast<const char*>(packed + next_o0 * cp->ic * taps);
+    pf_left = f32_nchwc_group_width(cp->oc, group + 1) * cp->ic * taps * sizeof(float) / 64;
+    const size_t tiles = ceil_div(nib, cp->pass_blocks) * ceil_div(p1 - p0, 6);
+    pf_per_tile = ceil_div(pf_left, tiles);
+  }
   for (size_t ib0 = 0; ib0 < nib; ib0 += cp->pass_blocks) {
     const size_t nb = std::min(cp->pass_blocks, nib - ib0);
     const bool first = ib0 == 0 && !cp->continues, last = ib0 + nb == nib && !cp->open;
@@ -109,8 +127,11 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
     for (size_t px = p0; px < p1; px += 6) {
       const size_t n = std::min<size_t>(6, p1 - px);
       const float* r = cp->residual != nullptr ? cp->residual + o0 * p + px * kC : nullptr;
+      const size_t npf = std::min({pf_per_tile, pf_left, nb * g.kh * g.kw * cb});
       row[n - 1](xb, cp->offs + px, block_stride, row_stride, nb, g.kh, g.kw, wb, bg, yg + px * kC,
-                 p * kC, first, last, r, params);
+                 p * kC, first, last, r, params, pf, npf);
+      pf += npf * 64;
+      pf_left -= npf;
     }
   }
 }
