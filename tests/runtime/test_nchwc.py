@@ -324,3 +324,32 @@ def test_conv_then_depthwise_run_in_row_bands(h, artifact, n, k, stride, threads
         assert kernels["dw2"] == "f32_nchwc_dwconv__avx512f", kernels
     else:
         assert kernels["expand"].endswith("(row bands)") and kernels["dw2"] == "fused into expand"
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("hw", [7, 9])
+def test_odd_group_counts_split_evenly_over_threads(h, artifact, threads, hw):
+    """320 output channels are 5 groups of 64: with 2 or 3 threads each group's pixels are split too
+    (an even share per thread); every pixel of every group is still computed once."""
+    if not _cpu_has_avx512():
+        pytest.skip("channel-blocked layers run on AVX-512 CPUs only")
+    rng = np.random.default_rng(hw + threads)
+    shapes = {"x": (1, 32, hw, hw), "a": (1, 320, hw, hw), "b": (1, 32, hw, hw), "c": (1, 320, hw, hw)}
+    shapes |= {"d": (1, 32, hw, hw), "g": (1, 32, 1, 1)}
+    rand = lambda *s: h.encode(rng.standard_normal(s).astype(np.float32) / 8, "dense")  # noqa: E731
+    consts = {"w1": rand(320, 32, 1, 1), "w2": rand(32, 320, 1, 1), "w3": rand(320, 32, 1, 1)}
+    consts |= {"w4": rand(32, 320, 1, 1)} | {f"b{i}": rand(c) for i, c in enumerate([320, 32, 320, 32])}
+    nodes = (
+        _conv("c1", "x", "a", "w1", "b0", act="relu6"),
+        _conv("c2", "a", "b", "w2", "b1"),
+        _conv("c3", "b", "c", "w3", "b2", act="relu6"),
+        _conv("c4", "c", "d", "w4", "b3"),
+        Node("global_avg_pool", "gap", ("d",), ("g",), freeze({}), "test.py:1"),
+    )
+    values = {v: Value(v, s, "f32") for v, s in shapes.items()}
+    values |= {v: Value(v, tuple(c.shape), "f32") for v, c in consts.items()}
+    graph = verify(Graph(("x",), ("g",), nodes, values, consts, {"model": "test"}))
+    feeds = {"x": rng.standard_normal(shapes["x"]).astype(np.float32)}
+    s = Session(artifact(graph), threads=threads)
+    assert h.rel_err(s.run(feeds)["g"], reference.run(graph, feeds)["g"]) <= 2e-5
+    assert s.kernel_of("c1") == "f32_nchwc_conv__avx512f"
