@@ -68,7 +68,7 @@ float* gemm_scratch(size_t floats) {
 // What fuse_conv_depthwise needs of a blocked convolution (dense weights, no fused residual, no
 // hardswish pass, not Winograd): its prepared parameters and kernels.
 struct BlockedConvPlan {
-  f32_nchwc_conv_params cp;                   // cp.offs: offs' pixel offsets (not depthwise)
+  f32_nchwc_conv_params cp;                   // cp.offs points into offs (empty: depthwise)
   std::shared_ptr<std::vector<size_t>> offs;  // owns cp.offs
   const float* packed = nullptr;
   const float* bias = nullptr;
@@ -1289,8 +1289,7 @@ void Runtime::prepare_node(size_t index) {
   steps_.push_back(std::move(step));
 }
 
-// ---- conv -> depthwise fusion
-// --------------------------------------------------------------------
+// ---- conv -> depthwise fusion ------------------------------------------------------------------
 
 std::vector<size_t> Runtime::fuse_conv_depthwise() {
   std::vector<size_t> fused;
