@@ -17,6 +17,13 @@ def _conv(name, x, y, w, b, stride=1, pad=0, act="none"):
     return Node("conv2d", name, (x, w, b), (y,), freeze(attrs), "test.py:1")
 
 
+def _verified_graph(shapes, consts, nodes, outputs=("g",)) -> Graph:
+    """The graph of `nodes` from input "x", f32 activations of `shapes` and the constants."""
+    values = {v: Value(v, s, "f32") for v, s in shapes.items()}
+    values |= {v: Value(v, tuple(c.shape), "f32") for v, c in consts.items()}
+    return verify(Graph(("x",), tuple(outputs), tuple(nodes), values, consts, {"model": "test"}))
+
+
 def _graph(h, n: int, hw: int, encoding: str = "dense") -> tuple[Graph, dict[str, np.ndarray]]:
     """x -> 3x3 (16->32) -> 1x1 (32->80) -> 3x3/2 (80->80) + 1x1 (80->80) -> add+relu -> global pool,
     and the add's output also max-pooled (an op that reads NCHW: a reorder back)."""
@@ -40,10 +47,7 @@ def _graph(h, n: int, hw: int, encoding: str = "dense") -> tuple[Graph, dict[str
     nodes.append(Node("global_avg_pool", "gap", ("s",), ("g",), freeze({}), "test.py:1"))
     pool = {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0, 0, 0)}
     nodes.append(Node("max_pool2d", "mp", ("s",), ("m",), freeze(pool), "test.py:1"))
-    values = {k: Value(k, v, "f32") for k, v in shapes.items()}
-    for k, c in consts.items():
-        values[k] = Value(k, tuple(c.shape), "f32")
-    graph = verify(Graph(("x",), ("g", "m"), tuple(nodes), values, consts, {"model": "test"}))
+    graph = _verified_graph(shapes, consts, nodes, ("g", "m"))
     return graph, {"x": rng.standard_normal(shapes["x"]).astype(np.float32)}
 
 
@@ -90,12 +94,10 @@ def _winograd_graph(h, n, hw, ci, co, encoding, act):
         consts[f"{name}.w"] = h.encode(w, encoding if name == "w3" else "dense")
         consts[f"{name}.b"] = h.encode(rng.standard_normal(o).astype(np.float32), "dense")
         nodes.append(_conv(name, x, y, f"{name}.w", f"{name}.b", 1, k // 2, a))
-    values = {
-        v: Value(v, (n, c, hw, hw), "f32")
-        for v, c in (("x", ci), ("a", ci), ("b", co), ("c", co), ("e", co), ("d", co))
+    shapes = {
+        v: (n, c, hw, hw) for v, c in (("x", ci), ("a", ci), ("b", co), ("c", co), ("e", co), ("d", co))
     }
-    values |= {k: Value(k, tuple(c.shape), "f32") for k, c in consts.items()}
-    graph = verify(Graph(("x",), ("d",), tuple(nodes), values, consts, {"model": "test"}))
+    graph = _verified_graph(shapes, consts, nodes, ("d",))
     return graph, {"x": rng.standard_normal((n, ci, hw, hw)).astype(np.float32)}
 
 
@@ -173,21 +175,19 @@ def test_lone_convolution_stays_nchw(h, artifact):
         Node("max_pool2d", "p2", ("b2",), ("y",), pool, "test.py:1"),
     )
     shapes = {"x": (1, 16, 16, 16), "a": (1, 16, 8, 8), "b2": (1, 32, 8, 8), "y": (1, 32, 4, 4)}
-    values = {k: Value(k, v, "f32") for k, v in shapes.items()}
-    values |= {k: Value(k, tuple(c.shape), "f32") for k, c in consts.items()}
-    graph = verify(Graph(("x",), ("y",), nodes, values, consts, {"model": "test"}))
+    graph = _verified_graph(shapes, consts, nodes, ("y",))
     feeds = {"x": rng.standard_normal(shapes["x"]).astype(np.float32)}
     s = Session(artifact(graph), isa="avx512")
     assert "nchwc" not in s.kernel_of("c")
     assert h.rel_err(s.run(feeds)["y"], reference.run(graph, feeds)["y"]) <= 2e-5
 
 
-def _dw(name, x, y, w, b, stride, k):
+def _dw(name, x, y, w, b, stride, k, channels=32):
     attrs = {
         "stride": (stride, stride),
         "padding": (k // 2,) * 4,
         "dilation": (1, 1),
-        "groups": 32,
+        "groups": channels,
         "act": "relu6",
     }
     return Node("conv2d", name, (x, w, b), (y,), freeze(attrs), "test.py:1")
@@ -216,9 +216,7 @@ def test_blocked_depthwise_block_matches_reference(h, artifact, isa, k, stride, 
         Node("add", "add", ("p", "q"), ("s",), freeze({"act": "none"}), "test.py:1"),
         Node("global_avg_pool", "gap", ("s",), ("g",), freeze({}), "test.py:1"),
     )
-    values = {n: Value(n, s, "f32") for n, s in shapes.items()}
-    values |= {n: Value(n, tuple(c.shape), "f32") for n, c in consts.items()}
-    graph = verify(Graph(("x",), ("g",), nodes, values, consts, {"model": "test"}))
+    graph = _verified_graph(shapes, consts, nodes)
     feeds = {"x": rng.standard_normal(shapes["x"]).astype(np.float32)}
     s = Session(artifact(graph), isa=isa)
     assert h.rel_err(s.run(feeds)["g"], reference.run(graph, feeds)["g"]) <= 2e-5
@@ -255,9 +253,7 @@ def test_stem_and_max_pool_run_blocked(h, artifact, isa, k, stride, hw, ceil_mod
         _conv("c2", "b", "c", "w2", "b2"),
         Node("global_avg_pool", "gap", ("c",), ("g",), freeze({}), "test.py:1"),
     )
-    values = {n: Value(n, s, "f32") for n, s in shapes.items()}
-    values |= {n: Value(n, tuple(c.shape), "f32") for n, c in consts.items()}
-    graph = verify(Graph(("x",), ("g",), nodes, values, consts, {"model": "test"}))
+    graph = _verified_graph(shapes, consts, nodes)
     feeds = {"x": rng.standard_normal(shapes["x"]).astype(np.float32)}
     s = Session(artifact(graph), threads=threads, isa=isa)
     assert h.rel_err(s.run(feeds)["g"], reference.run(graph, feeds)["g"]) <= 2e-5
@@ -268,11 +264,6 @@ def test_stem_and_max_pool_run_blocked(h, artifact, isa, k, stride, hw, ceil_mod
         assert not any(node["op"] == "to_nchwc" for node in s.nodes), kernels
     else:
         assert not any("nchwc" in kernel for kernel in kernels.values()), kernels
-
-
-def _depthwise(name, x, y, w, b, channels, stride, k):
-    attrs = {"stride": (stride, stride), "padding": (k // 2,) * 4, "dilation": (1, 1), "groups": channels}
-    return Node("conv2d", name, (x, w, b), (y,), freeze(attrs | {"act": "relu6"}), "test.py:1")
 
 
 @pytest.mark.parametrize("n", [1, 2])
@@ -297,10 +288,10 @@ def test_conv_then_depthwise_run_in_row_bands(h, artifact, n, k, stride, threads
     consts |= {f"b{i}": rand(c) for i, c in enumerate([32, 32, 16, 48, 48, 16])}
     nodes = [
         _conv("stem", "x", "a", "ws", "b0", 2, 1, "relu6"),
-        _depthwise("dw1", "a", "b", "w1", "b1", 32, 1, k),
+        _dw("dw1", "a", "b", "w1", "b1", 1, k),
         _conv("project", "b", "c", "w2", "b2"),
         _conv("expand", "c", "d", "w3", "b3", act="relu6"),
-        _depthwise("dw2", "d", "e", "w4", "b4", 48, stride, k),
+        _dw("dw2", "d", "e", "w4", "b4", stride, k, channels=48),
         _conv("project2", "e", "f", "w5", "b5"),
         Node("global_avg_pool", "gap", ("f",), ("g",), freeze({}), "test.py:1"),
     ]
@@ -308,9 +299,7 @@ def test_conv_then_depthwise_run_in_row_bands(h, artifact, n, k, stride, threads
     if shared:  # the expand's output read twice: that pair must not run in bands
         nodes.append(Node("global_avg_pool", "gap2", ("d",), ("g2",), freeze({}), "test.py:1"))
         outputs = ("g", "g2")
-    values = {v: Value(v, s, "f32") for v, s in shapes.items()}
-    values |= {v: Value(v, tuple(c.shape), "f32") for v, c in consts.items()}
-    graph = verify(Graph(("x",), outputs, tuple(nodes), values, consts, {"model": "test"}))
+    graph = _verified_graph(shapes, consts, nodes, outputs)
     feeds = {"x": rng.standard_normal(shapes["x"]).astype(np.float32)}
     s = Session(artifact(graph), threads=threads)
     want = reference.run(graph, feeds)
@@ -346,9 +335,7 @@ def test_odd_group_counts_split_evenly_over_threads(h, artifact, threads, hw):
         _conv("c4", "c", "d", "w4", "b3"),
         Node("global_avg_pool", "gap", ("d",), ("g",), freeze({}), "test.py:1"),
     )
-    values = {v: Value(v, s, "f32") for v, s in shapes.items()}
-    values |= {v: Value(v, tuple(c.shape), "f32") for v, c in consts.items()}
-    graph = verify(Graph(("x",), ("g",), nodes, values, consts, {"model": "test"}))
+    graph = _verified_graph(shapes, consts, nodes)
     feeds = {"x": rng.standard_normal(shapes["x"]).astype(np.float32)}
     s = Session(artifact(graph), threads=threads)
     assert h.rel_err(s.run(feeds)["g"], reference.run(graph, feeds)["g"]) <= 2e-5
