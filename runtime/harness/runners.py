@@ -116,18 +116,16 @@ class TFLiteRunner(Runner):
         from edgefit.compiler.backends.tflite import run as tfl_run
 
         path = bundle.artifact("model")
-        self._invoke = tfl_run.invoke
+        self._tfl = tfl_run
         self.interp = tfl_run.load(path, threads)
         self.engine = f"LiteRT + XNNPACK ({threads} thread{'s' * (threads > 1)})"
         self.size_bytes = path.stat().st_size
 
     def _run(self, inputs: Feeds) -> dict[str, np.ndarray]:
-        return self._invoke(self.interp, inputs)
+        return self._tfl.invoke(self.interp, inputs)
 
     def staged(self, inputs: Feeds) -> Callable[[], object]:
-        from edgefit.compiler.backends.tflite import run as tfl_run
-
-        tfl_run.set_inputs(self.interp, inputs)
+        self._tfl.set_inputs(self.interp, inputs)
 
         def once() -> None:
             self.calls += 1
