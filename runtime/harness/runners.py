@@ -209,10 +209,24 @@ class ONNXRuntimeRunner(Runner):
 
         self.inputs, self.outputs = _names(bundle, "inputs"), _names(bundle, "outputs")
         example = bundle.reference_inputs()
-        workdir = workdir or Path(tempfile.mkdtemp(prefix="edgefit-onnx-"))
-        path = export_onnx(
-            module, [example[n] for n in self.inputs], workdir / "model.onnx", self.inputs, self.outputs
+        # Without a caller's folder the exported file is ours alone: the session holds the model once
+        # built, so the file goes at once (one left per run had filled /tmp with gigabytes).
+        with tempfile.TemporaryDirectory(prefix="edgefit-onnx-") as scratch:
+            path = export_onnx(
+                module,
+                [example[n] for n in self.inputs],
+                (workdir or Path(scratch)) / "model.onnx",
+                self.inputs,
+                self.outputs,
+            )
+            self.size_bytes = path.stat().st_size
+            self.session = self._session(ort, path, threads)
+        self.engine = (
+            f"ONNX Runtime {ort.__version__} CPU ({threads} thread{'s' * (threads > 1)}, no spinning)"
         )
+
+    @staticmethod
+    def _session(ort: Any, path: Path, threads: int) -> Any:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -220,11 +234,7 @@ class ONNXRuntimeRunner(Runner):
         # (DESIGN.md measured LiteRT 3.4 -> 7.6 ms): never let them spin.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.engine = (
-            f"ONNX Runtime {ort.__version__} CPU ({threads} thread{'s' * (threads > 1)}, no spinning)"
-        )
-        self.size_bytes = path.stat().st_size
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     def _run(self, inputs: Feeds) -> dict[str, np.ndarray]:
         feeds = {n: np.ascontiguousarray(inputs[n], dtype=np.float32) for n in self.inputs}

@@ -3,16 +3,19 @@ plots, bounded board retries and the power fallback note."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
+import tempfile
 
 import numpy as np
 import pytest
 
 from edgefit.errors import UserError
 from edgefit.runtime.harness import accuracy, compressions, plots, report, results
+from edgefit.runtime.harness.build import compiled_bundle
 from edgefit.runtime.harness.options import HarnessOptions
-from edgefit.runtime.harness.runners import parse_backends
+from edgefit.runtime.harness.runners import ONNXRuntimeRunner, load_reference_module, parse_backends
 
 
 def test_compression_names_map_to_configs() -> None:
@@ -169,3 +172,19 @@ def test_missing_sensor_falls_back_to_the_estimate_and_says_so() -> None:
     board = state.power("board")
     assert board.kind == "estimated" and "not read over SSH" in board.note
     state.close()
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime (extra 'backends') not installed"
+)
+def test_onnx_runner_leaves_no_file_behind(tmp_path, monkeypatch) -> None:
+    # Each benchmark peer builds one of these; an export left per run once filled /tmp with gigabytes.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    bundle = compiled_bundle("digits_cnn", "x86_64", "native", "dense")
+    module = load_reference_module("digits_cnn")
+    runner = ONNXRuntimeRunner(module, bundle)
+    assert list(tmp_path.iterdir()) == [] and runner.size_bytes > 10_000
+    feeds = bundle.reference_inputs()
+    np.testing.assert_allclose(
+        runner.run(feeds)[runner.outputs[0]], bundle.reference_outputs()[runner.outputs[0]], atol=1e-4
+    )
