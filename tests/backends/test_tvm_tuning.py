@@ -4,6 +4,7 @@ second run reuses the database instead of measuring again, bad input is a one-li
 from __future__ import annotations
 
 import json
+import tempfile
 
 import numpy as np
 import pytest
@@ -28,7 +29,10 @@ def _tiny(builder):
 
 
 @pytest.mark.slow
-def test_tuned_module_matches_reference_and_database_is_reused(builder, relerr, tmp_path, capfd):
+def test_tuned_module_matches_reference_and_database_is_reused(builder, relerr, tmp_path, capfd, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # MetaSchedule's logs must not stay behind
     graph = _tiny(builder)
     feeds = {"x": np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)}
     want = reference.run(graph, feeds)
@@ -39,6 +43,7 @@ def test_tuned_module_matches_reference_and_database_is_reused(builder, relerr, 
     # Trial budget: exactly the trials asked for were measured and recorded, some of them valid.
     assert len(records) == 6 and stats["tune_trials"] == 6
     assert any(r["run_secs"] for r in records)
+    assert not [p for p in scratch.iterdir() if p.name.startswith("edgefit-tune-")]
     got = run_tvm(tmp_path / "a.so", feeds)
     for name in graph.outputs:
         assert relerr(got[name], want[name]) <= 1e-4

@@ -175,10 +175,15 @@ def _batch(todo: int, n_tasks: int) -> int:
 
 
 def _tune(tasks, target, db: Path, todo: int, progress: bool) -> None:
+    # MetaSchedule's logs only (one run here left 197 MB behind): what was measured is in `db`.
+    with tempfile.TemporaryDirectory(prefix="edgefit-tune-") as work:
+        _tune_logged(tasks, target, db, todo, progress, Path(work))
+
+
+def _tune_logged(tasks, target, db: Path, todo: int, progress: bool, work: Path) -> None:
     import tvm.s_tir.meta_schedule as ms
     from tvm.s_tir.meta_schedule.runner import EvaluatorConfig, LocalRunner
 
-    work = Path(tempfile.mkdtemp(prefix="edgefit-tune-"))  # MetaSchedule's logs only
     loggers = ms.logging.get_loggers_from_work_dir(str(work), [t.task_name for t in tasks])
     # MetaSchedule logs every batch at INFO on the console: keep that in its log files, the bar says it.
     for handler in logging.getLogger("tvm.s_tir.meta_schedule").handlers:
