@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgefit.errors import UserError
+
+if TYPE_CHECKING:
+    from edgefit.runtime._native import BoundRun
 
 
 def _native() -> Any:
@@ -72,6 +75,31 @@ class Session:
         C-contiguous arrays of the input's dtype are read in place; outputs are new arrays."""
         try:
             return self._s.run(dict(feeds))
+        except ValueError as exc:
+            raise InputError(f"{self.path}: {exc}") from None
+
+    def bind(self, feeds: Mapping[str, np.ndarray]) -> BoundRun:
+        """Check `feeds` and allocate the outputs once, for a loop of inferences: each call of the
+        returned object runs the graph on the input arrays' current contents (write the next frame
+        into them in place) into the same output arrays (its `.outputs`, graph output name -> array).
+        Nothing is checked, converted or allocated per call. The arrays must already be C-contiguous
+        and of the input's dtype: a converted copy would not see the caller's later writes."""
+        want = {spec["name"]: np.dtype(spec["dtype"]) for spec in self.inputs}
+        for name, arr in feeds.items():
+            ok = isinstance(arr, np.ndarray) and arr.dtype == want.get(name) and arr.flags.c_contiguous
+            if name not in want or ok:
+                continue  # an unknown name: the native check below says so
+            what = (
+                f"a {'' if arr.flags.c_contiguous else 'non-contiguous '}{arr.dtype} array"
+                if isinstance(arr, np.ndarray)
+                else f"a {type(arr).__name__}"
+            )
+            raise InputError(
+                f"{self.path}: bind() reads input '{name}' in place, so it must be a C-contiguous "
+                f"{want[name]} array, not {what}"
+            )
+        try:
+            return self._s.bind(dict(feeds))
         except ValueError as exc:
             raise InputError(f"{self.path}: {exc}") from None
 

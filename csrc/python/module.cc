@@ -60,10 +60,18 @@ class Session {
     }
   }
 
-  py::dict run(const py::dict& feeds) {
-    const auto& ins = in_specs();
-    std::vector<py::array> keep;
+  // Feeds checked and held, outputs allocated: what one run reads and writes. A BoundRun keeps
+  // one and runs it again and again (bind()), so a loop over camera frames or a latency
+  // measurement pays none of this per call.
+  struct Io {
+    std::vector<py::array> keep, outs;
     std::vector<const void*> in_ptrs;
+    std::vector<void*> out_ptrs;
+  };
+
+  Io bind_io(const py::dict& feeds) const {
+    const auto& ins = in_specs();
+    Io io;
     for (const auto& key : feeds) {
       const std::string k = py::str(key.first);
       bool known = false;
@@ -89,32 +97,39 @@ class Session {
         throw py::value_error("input '" + s.name + "' has shape (" + got +
                               ") but the model expects (" + want + ")");
       }
-      in_ptrs.push_back(arr.data());
-      keep.push_back(arr);
+      io.in_ptrs.push_back(arr.data());
+      io.keep.push_back(arr);
     }
-    std::vector<py::array> outs;
-    std::vector<void*> out_ptrs;
     for (const auto& s : out_specs()) {
       py::array a = s.dtype == DType::kF32 ? py::array(py::array_t<float>(s.shape))
                                            : py::array(py::array_t<uint8_t>(s.shape));
-      out_ptrs.push_back(a.mutable_data());
-      outs.push_back(a);
+      io.out_ptrs.push_back(a.mutable_data());
+      io.outs.push_back(a);
     }
-    {
-      py::gil_scoped_release release;
+    return io;
+  }
+
+  void execute(const Io& io) {
+    py::gil_scoped_release release;
 #if defined(EDGEFIT_HAVE_CUDA)
-      if (cuda_) {
-        cuda_->run(in_ptrs, out_ptrs);
-      } else {
-        rt_->run(in_ptrs, out_ptrs);
-      }
-#else
-      rt_->run(in_ptrs, out_ptrs);
-#endif
+    if (cuda_) {
+      cuda_->run(io.in_ptrs, io.out_ptrs);
+      return;
     }
+#endif
+    rt_->run(io.in_ptrs, io.out_ptrs);
+  }
+
+  py::dict outputs_of(const Io& io) const {
     py::dict result;
-    for (size_t i = 0; i < outs.size(); ++i) result[py::str(out_specs()[i].name)] = outs[i];
+    for (size_t i = 0; i < io.outs.size(); ++i) result[py::str(out_specs()[i].name)] = io.outs[i];
     return result;
+  }
+
+  py::dict run(const py::dict& feeds) {
+    const Io io = bind_io(feeds);
+    execute(io);
+    return outputs_of(io);
   }
 
   py::list inputs() const {
@@ -186,6 +201,19 @@ class Session {
   std::vector<TensorSpec> cuda_inputs_, cuda_outputs_;  // device "cuda"
 };
 
+// Session.bind(feeds): the session (kept alive by pybind11) and one Io; calling it runs the graph
+// on the input arrays' current contents into the same output arrays.
+class BoundRun {
+ public:
+  BoundRun(Session& session, Session::Io io) : session_(session), io_(std::move(io)) {}
+  void operator()() { session_.execute(io_); }
+  py::dict outputs() const { return session_.outputs_of(io_); }
+
+ private:
+  Session& session_;
+  Session::Io io_;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -197,12 +225,19 @@ PYBIND11_MODULE(_native, m) {
 #endif
   m.attr("cuda") = bool(EDGEFIT_CUDA_BUILT);  // this build has device="cuda" sessions
 
+  py::class_<BoundRun>(m, "BoundRun")
+      .def("__call__", &BoundRun::operator())
+      .def_property_readonly("outputs", &BoundRun::outputs);
+
   py::class_<Session>(m, "Session")
       .def(py::init<const std::string&, int, const std::optional<std::string>&,
                     const std::string&>(),
            py::arg("path"), py::arg("threads") = 1, py::arg("isa") = py::none(),
            py::arg("device") = "cpu")
       .def("run", &Session::run, py::arg("feeds"))
+      .def(
+          "bind", [](Session& s, const py::dict& feeds) { return BoundRun(s, s.bind_io(feeds)); },
+          py::arg("feeds"), py::keep_alive<0, 1>())
       .def_property_readonly("inputs", &Session::inputs)
       .def_property_readonly("outputs", &Session::outputs)
       .def_property_readonly("nodes", &Session::nodes)

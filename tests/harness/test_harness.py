@@ -15,7 +15,12 @@ from edgefit.errors import UserError
 from edgefit.runtime.harness import accuracy, compressions, plots, report, results
 from edgefit.runtime.harness.build import compiled_bundle
 from edgefit.runtime.harness.options import HarnessOptions
-from edgefit.runtime.harness.runners import ONNXRuntimeRunner, load_reference_module, parse_backends
+from edgefit.runtime.harness.runners import (
+    NativeRunner,
+    ONNXRuntimeRunner,
+    load_reference_module,
+    parse_backends,
+)
 
 
 def test_compression_names_map_to_configs() -> None:
@@ -188,3 +193,19 @@ def test_onnx_runner_leaves_no_file_behind(tmp_path, monkeypatch) -> None:
     np.testing.assert_allclose(
         runner.run(feeds)[runner.outputs[0]], bundle.reference_outputs()[runner.outputs[0]], atol=1e-4
     )
+
+
+def test_native_staged_run_is_the_model_run() -> None:
+    bundle = compiled_bundle("digits_cnn", "x86_64", "native", "dense")
+    runner = NativeRunner(bundle)
+    feeds = bundle.reference_inputs()
+    want = runner.run(feeds)
+    runner.run({k: np.zeros_like(v) for k, v in feeds.items()})  # the staged call must not reuse these
+    once = runner.staged(feeds)
+    once()
+    once()
+    assert runner.calls == 4
+    bound = runner.session.bind({k: np.ascontiguousarray(v, np.float32) for k, v in feeds.items()})
+    bound()
+    for k, v in want.items():
+        np.testing.assert_array_equal(bound.outputs[k], v)

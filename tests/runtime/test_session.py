@@ -16,6 +16,7 @@ from edgefit.compiler import reference
 from edgefit.compiler.artifact import write_artifact
 from edgefit.compiler.ir import Graph, Node, Value, freeze, verify
 from edgefit.runtime import Session
+from edgefit.runtime.session import InputError
 
 
 def _mini_net(rng: np.random.Generator, sparse: bool = True) -> Graph:
@@ -127,6 +128,41 @@ def test_inputs_checked_and_zero_copy(mini):
     before = x.copy()
     s.run({"x": x})
     np.testing.assert_array_equal(x, before)
+
+
+def test_bound_run_reads_inputs_in_place_into_the_same_outputs(mini):
+    path, _g, x = mini
+    s = Session(path, threads=2)
+    frame = x.copy()
+    once = s.bind({"x": frame})
+    out = once.outputs["y"]
+    assert once() is None and once.outputs["y"] is out  # the same array, filled again each call
+    np.testing.assert_array_equal(out, s.run({"x": x})["y"])
+    # The next frame written into the bound array in place is what the next call reads.
+    other = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    frame[...] = other
+    once()
+    np.testing.assert_array_equal(out, s.run({"x": other})["y"])
+    del s  # the bound run keeps its session alive
+    once()
+    np.testing.assert_array_equal(out, Session(path).run({"x": other})["y"])
+
+
+def test_bind_refuses_what_it_cannot_read_in_place(mini):
+    path, _g, x = mini
+    s = Session(path)
+    with pytest.raises(InputError, match="C-contiguous float32 array, not a float64 array"):
+        s.bind({"x": x.astype(np.float64)})
+    with pytest.raises(InputError, match="not a non-contiguous float32 array"):
+        s.bind({"x": np.asfortranarray(x)})
+    with pytest.raises(InputError, match="not a list"):
+        s.bind({"x": x.tolist()})
+    with pytest.raises(InputError, match="missing input 'x'"):
+        s.bind({})
+    with pytest.raises(InputError, match="no input named 'z'"):
+        s.bind({"x": x, "z": x})
+    with pytest.raises(InputError, match="shape"):
+        s.bind({"x": np.ascontiguousarray(x[:, :, :16])})
 
 
 def test_session_shared_by_threads(mini):
