@@ -1208,11 +1208,18 @@ void Runtime::prepare_node(size_t index) {
     const auto kern = into ? ks.nchwc.to_blocked : ks.nchwc.to_plain;
     const auto fn = kern.fn;
     step.stats.kernel = kern.name;
+    const size_t rows = size_t(x.shape[2]), cols = size_t(x.shape[3]);
+    // Each thread takes the share its consumer will read: back to NCHW, the GEMMs that follow
+    // split pixels (so this splits rows, as the row-band steps before it do: in-process A/B at
+    // 2 threads, MobileNetV2's 96 x 56x56 reorder 38.9 -> 29.7 us); into blocks, the blocked
+    // layers split channel blocks (rows here were +0.9 us).
+    const size_t chunks = into ? 1 : std::min(pool->threads(), rows);
     step.fn = [=, this]() {
       const size_t image = blocks * kNchwcBlock * pixels;
-      pool->parallel_for(images * blocks, [&](size_t t) {
-        const size_t b = t / blocks, blk = t % blocks;
-        fn(pixels, blk, blk + 1, f32(xi) + b * image, f32(yi) + b * image);
+      pool->parallel_for(images * chunks * blocks, [&](size_t t) {
+        const size_t b = t / (chunks * blocks), ch = t / blocks % chunks, blk = t % blocks;
+        const size_t p0 = ch * rows / chunks * cols, p1 = (ch + 1) * rows / chunks * cols;
+        fn(pixels, p0, p1, blk, blk + 1, f32(xi) + b * image, f32(yi) + b * image);
       });
     };
   } else if (n.op == "reshape") {

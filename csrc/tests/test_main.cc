@@ -732,7 +732,7 @@ static void check_nchwc_tiles(const NchwcConfig& nc, const NchwcConvCall& call,
         for (size_t p0 = 0; p0 < p; p0 += split)
           fn(&call.cp, call.in, call.packed.data(), bias.data(), yb.data(), grp, p0,
              std::min(p, p0 + split), mm);
-      f32_nchwc_to_nchw__scalar(p, 0, oc / kNchwcBlock, yb.data(), got.data());
+      f32_nchwc_to_nchw__scalar(p, 0, p, 0, oc / kNchwcBlock, yb.data(), got.data());
       CHECK(max_err(got, want) < 1e-4f);
     }
   }
@@ -746,11 +746,31 @@ static void test_nchwc(Isa isa) {
     if (nc.to_blocked.fn == nullptr) break;
     auto x = randv(rng, 32 * pixels);
     std::vector<float> want(x.size()), got(x.size(), 9.0f), back(x.size(), 9.0f);
-    f32_nchw_to_nchwc__scalar(pixels, 0, 2, x.data(), want.data());
-    nc.to_blocked.fn(pixels, 0, 2, x.data(), got.data());
+    f32_nchw_to_nchwc__scalar(pixels, 0, pixels, 0, 2, x.data(), want.data());
+    nc.to_blocked.fn(pixels, 0, pixels, 0, 2, x.data(), got.data());
     CHECK(got == want);
-    nc.to_plain.fn(pixels, 0, 2, got.data(), back.data());
+    nc.to_plain.fn(pixels, 0, pixels, 0, 2, got.data(), back.data());
     CHECK(back == x);
+    // Pixel ranges (a task's share of rows): each writes its own pixels of every channel, and
+    // ranges that start mid-vector and end in a tail put together the whole image.
+    if (pixels < 35) continue;
+    std::vector<float> part(x.size(), 9.0f), part_back(x.size(), 9.0f);
+    nc.to_blocked.fn(pixels, 3, 21, 0, 2, x.data(), part.data());
+    for (size_t i = 0; i < part.size(); ++i) {
+      const size_t px = (i / kNchwcBlock) % pixels;
+      CHECK(px >= 3 && px < 21 ? part[i] == want[i] : part[i] == 9.0f);
+    }
+    nc.to_blocked.fn(pixels, 0, 3, 0, 2, x.data(), part.data());
+    nc.to_blocked.fn(pixels, 21, pixels, 0, 2, x.data(), part.data());
+    CHECK(part == want);
+    nc.to_plain.fn(pixels, 3, 21, 0, 2, want.data(), part_back.data());
+    for (size_t i = 0; i < x.size(); ++i) {
+      const size_t px = i % pixels;
+      CHECK(px >= 3 && px < 21 ? part_back[i] == x[i] : part_back[i] == 9.0f);
+    }
+    nc.to_plain.fn(pixels, 0, 3, 0, 2, want.data(), part_back.data());
+    nc.to_plain.fn(pixels, 21, pixels, 0, 2, want.data(), part_back.data());
+    CHECK(part_back == x);
   }
   const f32_minmax mm{-1.0f, 1.5f};
   struct Case {
@@ -773,7 +793,7 @@ static void test_nchwc(Isa isa) {
     const std::vector<float> want = naive_conv(g, cs.ic, cs.oc, x, w, bias, &mm);
     const size_t blocks = cs.ic / kNchwcBlock;
     std::vector<float> xb(x.size(), 7.0f);
-    f32_nchw_to_nchwc__scalar(cs.h * cs.w, 0, blocks, x.data(), xb.data());
+    f32_nchw_to_nchwc__scalar(cs.h * cs.w, 0, cs.h * cs.w, 0, blocks, x.data(), xb.data());
     const NchwcConvCall call = prepare_nchwc_conv(g, cs.ic, cs.oc, kNchwcBlock, cs.pass, xb, w);
     const f32_nchwc_conv_params& cp = call.cp;
     const float* in = call.in;
@@ -802,7 +822,7 @@ static void test_nchwc(Isa isa) {
              0, 0, p, &mm);
         }
       }
-      f32_nchwc_to_nchw__scalar(p, 0, cs.oc / kNchwcBlock, yb.data(), got.data());
+      f32_nchwc_to_nchw__scalar(p, 0, p, 0, cs.oc / kNchwcBlock, yb.data(), got.data());
       CHECK(max_err(got, want) < 1e-4f);
     }
     // A residual added before the clamp: the clamp-free result plus r, then clamped.
@@ -850,7 +870,7 @@ static void test_nchwc_winograd(Isa isa) {
     const std::vector<float> want = naive_conv(g, cs.ic, cs.oc, x, w, bias, &mm);
     const size_t ib = cs.ic / kNchwcBlock, ob = cs.oc / kNchwcBlock;
     std::vector<float> xb(x.size());
-    f32_nchw_to_nchwc__scalar(cs.h * cs.w, 0, ib, x.data(), xb.data());
+    f32_nchw_to_nchwc__scalar(cs.h * cs.w, 0, cs.h * cs.w, 0, ib, x.data(), xb.data());
     std::vector<float> packed(f32_nchwc_wino_packed_size(cs.oc, cs.ic), 9.0f);
     f32_nchwc_wino_pack(cs.oc, cs.ic, w.data(), packed.data());
     const size_t tiles = cs.h / 2 * (cs.w / 2), run = 5, each = cs.oc * cs.ic;
@@ -889,7 +909,7 @@ static void test_nchwc_winograd(Isa isa) {
                                  &mm);
     }
     std::vector<float> got(yb.size());
-    f32_nchwc_to_nchw__scalar(cs.h * cs.w, 0, ob, yb.data(), got.data());
+    f32_nchwc_to_nchw__scalar(cs.h * cs.w, 0, cs.h * cs.w, 0, ob, yb.data(), got.data());
     CHECK(max_err(got, want) < 1e-4f);
     // A group's weights in the blocked 3x3 layout (what the codebook decode writes), transformed
     // block by block: the same numbers as the whole-layer packing of a single group.
@@ -949,7 +969,7 @@ static void test_nchwc_maxpool() {
         got(channels * out);
     for (size_t c = 0; c < channels; ++c)
       f32_maxpool2d__scalar(&g, x.data() + c * in, want.data() + c * out);
-    f32_nchw_to_nchwc__scalar(in, 0, channels / 16, x.data(), xb.data());
+    f32_nchw_to_nchwc__scalar(in, 0, in, 0, channels / 16, x.data(), xb.data());
     std::vector<f32_nchwc_maxpool_fn> fns = {f32_nchwc_maxpool__scalar};
     if (CpuInfo::host().supports(Isa::kAvx512))
       fns.push_back(select_nchwc(Isa::kAvx512).maxpool.fn);
@@ -957,7 +977,7 @@ static void test_nchwc_maxpool() {
       std::fill(yb.begin(), yb.end(), 1e9f);
       fn(&g, 0, 1, xb.data(), yb.data());
       fn(&g, 1, 2, xb.data(), yb.data());
-      f32_nchwc_to_nchw__scalar(out, 0, channels / 16, yb.data(), got.data());
+      f32_nchwc_to_nchw__scalar(out, 0, out, 0, channels / 16, yb.data(), got.data());
       CHECK(got == want);
     }
   }
@@ -1030,7 +1050,7 @@ static void test_nchwc_dw(Isa isa) {
         want[ch * p + px] = f32_clamp(float(a), &mm);
       }
     std::vector<float> xb(x.size()), packed(cs.c * taps, 9.0f);
-    f32_nchw_to_nchwc__scalar(cs.h * cs.w, 0, blocks, x.data(), xb.data());
+    f32_nchw_to_nchwc__scalar(cs.h * cs.w, 0, cs.h * cs.w, 0, blocks, x.data(), xb.data());
     f32_nchwc_dw_pack(cs.c, cs.k, cs.k, w.data(), packed.data());
     f32_nchwc_conv_params cp;
     cp.g = g;
@@ -1043,7 +1063,7 @@ static void test_nchwc_dw(Isa isa) {
           for (size_t p0 = 0; p0 < p; p0 += split)
             fn(&cp, xb.data(), packed.data(), bias.data(), yb.data(), b, b + 1, p0,
                std::min(p, p0 + split), &mm);
-        f32_nchwc_to_nchw__scalar(p, 0, blocks, yb.data(), got.data());
+        f32_nchwc_to_nchw__scalar(p, 0, p, 0, blocks, yb.data(), got.data());
         CHECK(max_err(got, want) < 1e-4f);
       }
       // A task writes its own pixels of its own block and nothing else (the others' are raced).

@@ -388,40 +388,41 @@ void f32_nchwc_decode_cb__avx512f(const cb_weights* w, size_t o0, size_t width, 
   }
 }
 
-void f32_nchw_to_nchwc__avx512f(size_t pixels, size_t b0, size_t b1, const float* x, float* y) {
-  const size_t full = pixels / kC * kC;
+void f32_nchw_to_nchwc__avx512f(size_t pixels, size_t p0, size_t p1, size_t b0, size_t b1,
+                                const float* x, float* y) {
+  const size_t full = p0 + (p1 - p0) / kC * kC;
   for (size_t b = b0; b < b1; ++b) {
     __m512 r[16];
-    for (size_t px = 0; px < full; px += kC) {
+    for (size_t px = p0; px < full; px += kC) {
       for (size_t i = 0; i < kC; ++i) r[i] = _mm512_loadu_ps(x + (b * kC + i) * pixels + px);
       transpose16(r);
       for (size_t j = 0; j < kC; ++j) _mm512_storeu_ps(y + (b * pixels + px + j) * kC, r[j]);
     }
-    if (full < pixels) {
+    if (full < p1) {
       // The last pixels: each channel's tail copied into a zeroed row, the same transpose.
       alignas(64) float tail[kC][kC] = {};
       for (size_t i = 0; i < kC; ++i)
-        for (size_t px = full; px < pixels; ++px)
-          tail[i][px - full] = x[(b * kC + i) * pixels + px];
+        for (size_t px = full; px < p1; ++px) tail[i][px - full] = x[(b * kC + i) * pixels + px];
       for (size_t i = 0; i < kC; ++i) r[i] = _mm512_load_ps(tail[i]);
       transpose16(r);
-      for (size_t j = 0; j < pixels - full; ++j)
+      for (size_t j = 0; j < p1 - full; ++j)
         _mm512_storeu_ps(y + (b * pixels + full + j) * kC, r[j]);
     }
   }
 }
 
-void f32_nchwc_to_nchw__avx512f(size_t pixels, size_t b0, size_t b1, const float* x, float* y) {
-  const size_t full = pixels / kC * kC;
+void f32_nchwc_to_nchw__avx512f(size_t pixels, size_t p0, size_t p1, size_t b0, size_t b1,
+                                const float* x, float* y) {
+  const size_t full = p0 + (p1 - p0) / kC * kC;
   for (size_t b = b0; b < b1; ++b) {
     __m512 r[16];
-    for (size_t px = 0; px < full; px += kC) {
+    for (size_t px = p0; px < full; px += kC) {
       for (size_t i = 0; i < kC; ++i) r[i] = _mm512_loadu_ps(x + (b * pixels + px + i) * kC);
       transpose16(r);
       for (size_t j = 0; j < kC; ++j) _mm512_storeu_ps(y + (b * kC + j) * pixels + px, r[j]);
     }
-    if (full < pixels) {
-      const size_t n = pixels - full;
+    if (full < p1) {
+      const size_t n = p1 - full;
       for (size_t i = 0; i < kC; ++i)
         r[i] = i < n ? _mm512_loadu_ps(x + (b * pixels + full + i) * kC) : _mm512_setzero_ps();
       transpose16(r);

@@ -146,23 +146,25 @@ void f32_nchwc_decode_cb__scalar(const cb_weights* w, size_t o0, size_t width, s
   }
 }
 
-void f32_nchw_to_nchwc__scalar(size_t pixels, size_t b0, size_t b1, const float* x, float* y) {
+void f32_nchw_to_nchwc__scalar(size_t pixels, size_t p0, size_t p1, size_t b0, size_t b1,
+                               const float* x, float* y) {
   const size_t c = kNchwcBlock;
   for (size_t b = b0; b < b1; ++b)
     for (size_t i = 0; i < c; ++i) {
       const float* src = x + (b * c + i) * pixels;
       float* dst = y + b * pixels * c + i;
-      for (size_t px = 0; px < pixels; ++px) dst[px * c] = src[px];
+      for (size_t px = p0; px < p1; ++px) dst[px * c] = src[px];
     }
 }
 
-void f32_nchwc_to_nchw__scalar(size_t pixels, size_t b0, size_t b1, const float* x, float* y) {
+void f32_nchwc_to_nchw__scalar(size_t pixels, size_t p0, size_t p1, size_t b0, size_t b1,
+                               const float* x, float* y) {
   const size_t c = kNchwcBlock;
   for (size_t b = b0; b < b1; ++b)
     for (size_t i = 0; i < c; ++i) {
       const float* src = x + b * pixels * c + i;
       float* dst = y + (b * c + i) * pixels;
-      for (size_t px = 0; px < pixels; ++px) dst[px] = src[px * c];
+      for (size_t px = p0; px < p1; ++px) dst[px] = src[px * c];
     }
 }
 

@@ -158,14 +158,20 @@ void f32_nchwc_decode_cb__avx512f(const cb_weights* w, size_t o0, size_t width, 
 typedef void (*f32_nchwc_decode_cb_fn)(const cb_weights* w, size_t o0, size_t width, size_t taps,
                                        size_t ib0, size_t nb, float* seg, float* out);
 
-// Layout changes of one image's channels [b0 * 16, b1 * 16) of `pixels` pixels each.
-void f32_nchw_to_nchwc__scalar(size_t pixels, size_t b0, size_t b1, const float* x, float* y);
-void f32_nchwc_to_nchw__scalar(size_t pixels, size_t b0, size_t b1, const float* x, float* y);
-typedef void (*f32_nchwc_reorder_fn)(size_t pixels, size_t b0, size_t b1, const float* x, float* y);
+// Layout changes of pixels [p0, p1) of one image's channels [b0 * 16, b1 * 16), `pixels` pixels
+// each (x and y point at the image).
+void f32_nchw_to_nchwc__scalar(size_t pixels, size_t p0, size_t p1, size_t b0, size_t b1,
+                               const float* x, float* y);
+void f32_nchwc_to_nchw__scalar(size_t pixels, size_t p0, size_t p1, size_t b0, size_t b1,
+                               const float* x, float* y);
+typedef void (*f32_nchwc_reorder_fn)(size_t pixels, size_t p0, size_t p1, size_t b0, size_t b1,
+                                     const float* x, float* y);
 #if defined(__x86_64__) || defined(_M_X64)
 // 16 x 16 register transposes, 16 pixels of 16 channels at a time.
-void f32_nchw_to_nchwc__avx512f(size_t pixels, size_t b0, size_t b1, const float* x, float* y);
-void f32_nchwc_to_nchw__avx512f(size_t pixels, size_t b0, size_t b1, const float* x, float* y);
+void f32_nchw_to_nchwc__avx512f(size_t pixels, size_t p0, size_t p1, size_t b0, size_t b1,
+                                const float* x, float* y);
+void f32_nchwc_to_nchw__avx512f(size_t pixels, size_t p0, size_t p1, size_t b0, size_t b1,
+                                const float* x, float* y);
 #endif
 
 // Max pooling of channel blocks [b0, b1) of one blocked image (g: torch's geometry; padded taps
