@@ -86,9 +86,10 @@ class Session:
         and of the input's dtype: a converted copy would not see the caller's later writes."""
         want = {spec["name"]: np.dtype(spec["dtype"]) for spec in self.inputs}
         for name, arr in feeds.items():
-            ok = isinstance(arr, np.ndarray) and arr.dtype == want.get(name) and arr.flags.c_contiguous
-            if name not in want or ok:
-                continue  # an unknown name: the native check below says so
+            if name not in want:
+                continue  # the native check below names it
+            if isinstance(arr, np.ndarray) and arr.dtype == want[name] and arr.flags.c_contiguous:
+                continue
             what = (
                 f"a {'' if arr.flags.c_contiguous else 'non-contiguous '}{arr.dtype} array"
                 if isinstance(arr, np.ndarray)

@@ -82,6 +82,7 @@ class NativeRunner(Runner):
 
         path = bundle.artifact("model")
         self.session = Session(path, threads=threads)
+        self.bound: Any = None  # the last staged() call's bound run (it keeps the session alive)
         self.engine = f"edgefit native ({self.session.isa}, {threads} thread{'s' * (threads > 1)})"
         self.size_bytes = path.stat().st_size
 
@@ -89,7 +90,8 @@ class NativeRunner(Runner):
         return self.session.run(_f32(inputs))
 
     def staged(self, inputs: Feeds) -> Callable[[], object]:
-        bound = self.session.bind(_f32(inputs))  # checked and outputs allocated once, as LiteRT's
+        # Checked and outputs allocated once, as LiteRT's; its `.outputs` hold the staged calls' results.
+        self.bound = bound = self.session.bind(_f32(inputs))
 
         def once() -> None:
             self.calls += 1
@@ -98,7 +100,7 @@ class NativeRunner(Runner):
         return once
 
     def close(self) -> None:
-        self.session = None  # type: ignore[assignment]
+        self.session = self.bound = None  # type: ignore[assignment]
 
 
 class TVMRunner(Runner):

@@ -205,7 +205,5 @@ def test_native_staged_run_is_the_model_run() -> None:
     once()
     once()
     assert runner.calls == 4
-    bound = runner.session.bind({k: np.ascontiguousarray(v, np.float32) for k, v in feeds.items()})
-    bound()
-    for k, v in want.items():
-        np.testing.assert_array_equal(bound.outputs[k], v)
+    for k, v in want.items():  # the staged call's own output arrays, filled by its runs on `feeds`
+        np.testing.assert_array_equal(runner.bound.outputs[k], v)
