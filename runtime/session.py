@@ -124,7 +124,9 @@ class Session:
         return self._s.kernel_of(node)
 
     def profile(self) -> list[dict[str, Any]]:
-        """Per-node timings of the last run: [{"name", "op", "kernel", "us"}]."""
+        """Per-node timings of the last run: [{"name", "op", "kernel", "us", "wait_us"}]. wait_us is the part of us
+        the calling thread spent waiting for worker threads still busy with the node's tasks (zero with one thread):
+        a node whose work split unevenly shows it there."""
         return self._s.profile()
 
     @property

@@ -276,10 +276,12 @@ void Runtime::run(const std::vector<const void*>& inputs, const std::vector<void
     if (input_slot_[root_[v]] >= 0)
       bufs_[v] = const_cast<void*>(inputs[size_t(input_slot_[root_[v]])]);
   for (auto& s : steps_) {
+    const int64_t waited = pool_->waited_ns();
     const auto t0 = std::chrono::steady_clock::now();
     s.fn();
     s.stats.last_us =
         std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    s.stats.last_wait_us = double(pool_->waited_ns() - waited) * 1e-3;
   }
   for (size_t i = 0; i < outputs_.size(); ++i)
     std::memcpy(outputs[i], bufs_[model_.outputs[i]], outputs_[i].bytes());

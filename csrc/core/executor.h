@@ -21,6 +21,9 @@ struct BlockedConvPlan;  // executor.cc
 struct NodeStats {
   std::string name, op, kernel;
   double last_us = 0.0;  // time of this node in the last run
+  // Of last_us, the time the calling thread waited at the node's joins for workers still running
+  // a task (ThreadPool::waited_ns): how unevenly the node's work fell on the threads.
+  double last_wait_us = 0.0;
 };
 
 class Runtime {

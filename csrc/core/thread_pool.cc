@@ -6,6 +6,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -110,11 +111,16 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t)>& fn) {
   // so the caller only waits for those still running a task.
   const uint64_t st = state_.fetch_or(kClosed, std::memory_order_acq_rel);
   if (st & kCount) {
+    // Timed only here, where a worker is still busy: a balanced job pays no clock reads.
+    const auto t0 = std::chrono::steady_clock::now();
     for (int spins = 0; (state_.load(std::memory_order_acquire) & kCount) != 0 && spins < kSpins;
          ++spins)
       relax();
     std::unique_lock<std::mutex> lock(mu_);
     done_.wait(lock, [&] { return (state_.load() & kCount) == 0; });
+    waited_ns_ +=
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
   }
   fn_ = nullptr;
 }

@@ -31,6 +31,10 @@ class ThreadPool {
   // [t * n / threads, (t + 1) * n / threads)); returns when all are done.
   // Not reentrant: one parallel_for at a time (the executor runs one node at a time).
   void parallel_for(size_t n, const std::function<void(size_t)>& fn);
+  // Nanoseconds the calling thread has spent, over the pool's life, waiting at the end of a
+  // parallel_for for workers still running a task: the load imbalance a profile reports per node
+  // (read it before and after). Only the calling thread touches it.
+  int64_t waited_ns() const { return waited_ns_; }
 
  private:
   void work(size_t self);
@@ -51,6 +55,7 @@ class ThreadPool {
   // finished draining; latecomers must not join), bits 17.. = job generation.
   std::atomic<uint64_t> state_{0};
   std::atomic<bool> stop_{false};
+  int64_t waited_ns_ = 0;
 };
 
 }  // namespace edgefit

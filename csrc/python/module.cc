@@ -161,6 +161,7 @@ class Session {
       d["op"] = n.op;
       d["kernel"] = n.kernel;
       d["us"] = n.last_us;
+      d["wait_us"] = n.last_wait_us;
       l.append(d);
     }
     return l;

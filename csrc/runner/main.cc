@@ -100,8 +100,8 @@ int main(int argc, char** argv) {
         ms[ms.size() / 2], ms.size(), ms[0]);
     if (profile)
       for (const auto& n : rt.nodes())
-        std::printf("  %-32s %-16s %-48s %9.1f us\n", n.name.c_str(), n.op.c_str(),
-                    n.kernel.c_str(), n.last_us);
+        std::printf("  %-32s %-16s %-48s %9.1f us (waited %.1f)\n", n.name.c_str(), n.op.c_str(),
+                    n.kernel.c_str(), n.last_us, n.last_wait_us);
     for (size_t i = 0; i < out_paths.size() && i < outputs.size(); ++i)
       write_npy(out_paths[i], outputs[i]);
   } catch (const std::exception& e) {

@@ -167,6 +167,26 @@ static void test_thread_pool() {
   });
   CHECK(others_finished);
   CHECK(done.load() == n);
+
+  // The caller's wait for a busy worker is counted (what a profile reports as a node's wait):
+  // task 1 (the worker's share) starts, then sleeps 30 ms; task 0 returns once it has started.
+  const int64_t before = two.waited_ns();
+  std::atomic<bool> started{false};
+  two.parallel_for(2, [&](size_t i) {
+    if (i == 1) {
+      started.store(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      return;
+    }
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!started.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  });
+  CHECK(started.load());
+  CHECK(two.waited_ns() - before >= 20'000'000);
+  // One thread: nothing to wait for.
+  ThreadPool one(1);
+  one.parallel_for(4, [](size_t) { std::this_thread::sleep_for(std::chrono::milliseconds(1)); });
+  CHECK(one.waited_ns() == 0);
 }
 
 static void test_kernels(Isa isa) {

@@ -90,6 +90,11 @@ def test_metadata_and_kernels(mini, h):
     s.run({"x": x})
     prof = s.profile()
     assert len(prof) == len(g.nodes) and all(p["us"] >= 0 for p in prof)
+    # One thread never waits for a worker; with two, a node's wait is part of its time.
+    assert all(p["wait_us"] == 0 for p in prof)
+    two = Session(path, threads=2)
+    two.run({"x": x})
+    assert all(0 <= p["wait_us"] <= p["us"] for p in two.profile())
 
 
 def test_matches_reference_and_threads(mini, h):
