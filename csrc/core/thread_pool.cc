@@ -111,7 +111,8 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t)>& fn) {
   // so the caller only waits for those still running a task.
   const uint64_t st = state_.fetch_or(kClosed, std::memory_order_acq_rel);
   if (st & kCount) {
-    // Timed only here, where a worker is still busy: a balanced job pays no clock reads.
+    // Timed only when a worker is still inside the job: a job its workers have left pays no clock
+    // reads.
     const auto t0 = std::chrono::steady_clock::now();
     for (int spins = 0; (state_.load(std::memory_order_acquire) & kCount) != 0 && spins < kSpins;
          ++spins)
