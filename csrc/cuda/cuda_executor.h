@@ -48,7 +48,8 @@ class CudaRuntime {
   void release();
   void* alloc(size_t bytes);
   const void* upload(const void* host, size_t bytes);
-  const float* upload_weight_f32(const ValueDef& w);  // dense or int8 -> dense f32 [O, K]
+  // dense, int8 or codebook (decoded on the host: tiny filters only) -> dense f32 [O, K]
+  const float* upload_weight_f32(const ValueDef& w);
   const float* upload_dense(uint32_t value, size_t numel, const char* what, const NodeDef& n);
   float* f32(uint32_t v) const { return static_cast<float*>(dev_[v]); }
 

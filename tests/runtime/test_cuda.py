@@ -5,6 +5,7 @@ kernel sources (indexing, bounds, barriers, shuffles) without nvcc or a GPU."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import struct
@@ -56,7 +57,10 @@ def cuda_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     conf = _configure(cmake, nvcc, build, ";".join(map(str, ARCHS)))
     assert conf.returncode == 0, conf.stdout + conf.stderr
     made = subprocess.run(
-        [cmake, "--build", str(build), "-j", "2", "--verbose"], capture_output=True, text=True, timeout=900
+        [cmake, "--build", str(build), "-j", str(os.cpu_count() or 2), "--verbose"],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert made.returncode == 0, made.stdout[-4000:] + made.stderr[-4000:]
     return build, made.stdout
@@ -193,7 +197,7 @@ def _model_graph() -> tuple[Graph, dict[str, np.ndarray]]:
     return graph, {graph.inputs[0]: x.numpy()}
 
 
-def _single_op_graphs(h) -> list[tuple[Graph, dict[str, np.ndarray]]]:
+def _single_op_graphs(h) -> list[tuple]:
     rng = np.random.default_rng(1)
     out = []
     x2 = rng.standard_normal((3, 40)).astype(np.float32)
@@ -220,6 +224,13 @@ def _single_op_graphs(h) -> list[tuple[Graph, dict[str, np.ndarray]]]:
             {"padding": (1,) * 4},
         )
         out.append((g, {"x": x4}))
+    # Codebook depthwise filters: decoded once at load, then the depthwise kernel.
+    w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+    g = h.single_op(
+        "conv2d", {"x": ((1, 6, 9, 8), "f32")}, {"w": h.encode(w, "cb4")}, (1, 6, 5, 8),
+        {"stride": (2, 1), "padding": (1, 1, 1, 1), "groups": 6, "act": "relu6"},
+    )  # fmt: skip
+    out.append((g, {"x": x4}, "cuda f32_dwconv2d"))
     q = {"scale": (0.05, 0.1, 0.02, 0.07, 0.04, 0.03), "zero_point": (128, 0, 255, 3, 77, 128), "axis": 1}
     out.append(
         (
@@ -256,7 +267,8 @@ def _run_model(
 def _check_runtime(runner: Path, tmp_path: Path, h) -> None:
     """CudaRuntime over a whole model and single ops, every node on its CUDA kernel, against the
     numpy reference (on a GPU or on the CPU simulation, whichever `runner` was built for)."""
-    for i, (graph, feeds) in enumerate([_model_graph(), *_single_op_graphs(h)]):
+    # Cases are (graph, feeds[, the kernel its node must run]).
+    for i, (graph, feeds, *kernel) in enumerate([_model_graph(), *_single_op_graphs(h)]):
         run = _run_model(runner, graph, feeds, tmp_path / str(i))
         if "no CUDA device" in run.stderr:
             pytest.skip("no NVIDIA GPU here: edgefit_cuda_run found no CUDA device")
@@ -269,6 +281,7 @@ def _check_runtime(runner: Path, tmp_path: Path, h) -> None:
                 assert np.array_equal(got, want[name]), f"case {i}: quantized codes differ"
             else:
                 assert h.rel_err(got, want[name]) < 1e-5, f"case {i}: {run.stdout}"
+        assert all(k in run.stdout for k in kernel), f"case {i}: {run.stdout}"
         if i == 0:  # the model: every op family went through its CUDA kernel
             for kernel in ("f32_conv2d", "f32_dwconv2d", "f32_spmm", "cb_gemm", "copy_2d", "f32_maxpool2d",
                            "f32_avgpool2d", "f32_global_avgpool", "f32_linear", "f32_softmax", "f32_vadd"):  # fmt: skip
