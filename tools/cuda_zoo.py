@@ -21,8 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def _median_ms(fn, runs: int) -> float:
     times = []
@@ -36,26 +34,21 @@ def _median_ms(fn, runs: int) -> float:
 def _check(bundle: Path, runs: int) -> dict:
     import torch
 
+    from edgefit.cli.run import compare
     from edgefit.models import create
+    from edgefit.runtime.bundle import Bundle
     from edgefit.runtime.harness.power.nvml import probe
     from edgefit.runtime.harness.power.sampler import PowerSampler, measure_idle
     from edgefit.runtime.session import Session
 
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    inputs = dict(np.load(bundle / "reference_inputs.npz"))
-    want = dict(np.load(bundle / "reference_outputs.npz"))
-    gpu = Session(bundle / manifest["artifacts"]["model"], device="cuda")
-    got = gpu.run(inputs)
-    errors = {
-        name: float(np.abs(got[name] - ref).max() / max(float(np.abs(ref).max()), 1e-12))
-        for name, ref in want.items()
-    }
-    top1 = all(
-        np.array_equal(got[n].reshape(got[n].shape[0], -1).argmax(1), r.reshape(r.shape[0], -1).argmax(1))
-        for n, r in want.items()
-    )
+    b = Bundle.load(bundle)
+    inputs = b.reference_inputs()
+    gpu = Session(b.artifact("model"), device="cuda")
+    # The same check as `edgefit run --compare-reference`: error relative to the output scale
+    # (<= 1e-4) and top-1 agreement.
+    matches, lines = compare(gpu.run(inputs), b.reference_outputs())
 
-    model = create(manifest["model"]).eval().cuda()
+    model = create(b.manifest["model"]).eval().cuda()
     (x,) = inputs.values()  # zoo models take one image
 
     def torch_run() -> None:
@@ -84,10 +77,10 @@ def _check(bundle: Path, runs: int) -> dict:
         power = sampler.report(n, idle_w).as_dict()
     return {
         "bundle": str(bundle),
-        "model": manifest["model"],
+        "model": b.manifest["model"],
         "isa": gpu.isa,
-        "max_error_vs_output_scale": max(errors.values()),
-        "top1_equal": top1,
+        "matches_reference": matches,
+        "reference": lines,
         "edgefit_ms": statistics.median(edgefit_ms),
         "pytorch_ms": statistics.median(torch_ms),
         "edgefit_vs_pytorch": statistics.median(edgefit_ms) / statistics.median(torch_ms),
@@ -120,15 +113,14 @@ def main(argv: list[str] | None = None) -> int:
             else f"power: {pw['unavailable']}"
         )
         print(
-            f"{bundle.name}: error {r['max_error_vs_output_scale']:.2e} of output scale, top-1 "
-            f"{'equal' if r['top1_equal'] else 'DIFFERS'}; edgefit {r['edgefit_ms']:.3f} ms, PyTorch "
+            f"{bundle.name}: {'; '.join(r['reference'])}; edgefit {r['edgefit_ms']:.3f} ms, PyTorch "
             f"{r['pytorch_ms']:.3f} ms ({r['edgefit_vs_pytorch']:.2f}x); {watts}"
         )
     if args.json:
         tmp = args.json.with_suffix(".tmp")
         tmp.write_text(json.dumps(results, indent=2))
         tmp.replace(args.json)
-    return 0 if all(r["top1_equal"] and r["max_error_vs_output_scale"] <= 1e-4 for r in results) else 1
+    return 0 if all(r["matches_reference"] for r in results) else 1
 
 
 if __name__ == "__main__":
