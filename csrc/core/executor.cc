@@ -30,22 +30,20 @@ cb_weights codebook_weights(const ValueDef& w, size_t m, size_t k) {
 
 // Weights of a conv / linear as dense f32 [O, K]: in place for dense, decoded for int8 and
 // codebooks (the codebook case only where the weights are tiny: depthwise filters).
-const float* dense_weights(const NodeCtx& c, const ValueDef& w,
-                           std::vector<std::vector<float>>& owned) {
+const float* dense_weights(const NodeCtx& c, const ValueDef& w, WeightStore& owned) {
   if (w.encoding == Encoding::kDense) {
     if (w.dtype != DType::kF32) c.fail("dense weights must be f32");
     return reinterpret_cast<const float*>(w.blobs[0].data);
   }
   if (w.encoding == Encoding::kCodebook) {
     const cb_weights cw = codebook_weights(w, w.rows(), w.cols());
-    owned.emplace_back(cw.m * cw.k);
-    cb_gemm_decode_rows(0, cw.m, &cw, owned.back().data());
-    return owned.back().data();
+    float* out = owned.alloc(cw.m * cw.k);
+    cb_gemm_decode_rows(0, cw.m, &cw, out);
+    return out;
   }
   const Int8View q = int8_view(w);
   const size_t o = w.rows(), k = w.cols();
-  owned.emplace_back(o * k);
-  float* out = owned.back().data();
+  float* out = owned.alloc(o * k);
   for (size_t i = 0; i < o; ++i)
     for (size_t j = 0; j < k; ++j) out[i * k + j] = float(q.q[i * k + j]) * q.scale[i];
   return out;
@@ -126,7 +124,7 @@ Runtime::Runtime(Model model, size_t threads, const std::string& isa) : model_(s
   prepare();
 }
 
-Runtime::~Runtime() { std::free(arena_); }
+Runtime::~Runtime() { free_pages(arena_, arena_alloc_bytes_); }
 
 std::vector<NodeStats> Runtime::nodes() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -167,6 +165,7 @@ void Runtime::prepare() {
   };
   for (size_t i = 0; i < model_.nodes.size(); ++i) prepare_node(i);
   const std::vector<size_t> fused_pairs = fuse_conv_depthwise();
+  owned_.seal();                       // every weight is packed by now
   std::vector<bool> fused(nv, false);  // values no longer stored: a band buffer holds them
   for (size_t i : fused_pairs) fused[model_.nodes[i].outputs[0]] = true;
   for (const NodeDef& n : model_.nodes)
@@ -250,8 +249,8 @@ void Runtime::prepare() {
                     " MiB arena + scratch); refusing");
   scratch_bytes_ = (scratch_bytes_ + 63) / 64 * 64;
   const size_t total = arena_bytes_ + scratch_bytes_ + 64;
-  arena_ = static_cast<uint8_t*>(std::aligned_alloc(64, (total + 63) / 64 * 64));
-  if (arena_ == nullptr) throw std::bad_alloc();
+  arena_alloc_bytes_ = total;
+  arena_ = static_cast<uint8_t*>(alloc_pages(total, /*huge_pages=*/true));
   scratch_ = reinterpret_cast<float*>(arena_ + arena_bytes_);
   for (size_t v = 0; v < nv; ++v)
     if (has_storage[v] && !external[root_[v]]) bufs_[v] = arena_ + offset_[root_[v]];
@@ -397,8 +396,7 @@ void Runtime::prepare_node(size_t index) {
         float* packed = nullptr;
         if (!codebook) {
           const float* wd = dense_weights(c, w, owned_);
-          owned_.emplace_back(f32_nchwc_wino_packed_size(Co, Ci));
-          packed = owned_.back().data();
+          packed = owned_.alloc(f32_nchwc_wino_packed_size(Co, Ci));
           f32_nchwc_wino_pack(Co, Ci, wd, packed);
         }
         const size_t each = f32_nchwc_packed_size(Co, Ci, 1, 1);
@@ -487,8 +485,7 @@ void Runtime::prepare_node(size_t index) {
       float* packed = nullptr;
       if (!decode) {
         const float* wd = dense_weights(c, w, owned_);
-        owned_.emplace_back(f32_nchwc_packed_size(Co, Cig, kh, kw));
-        packed = owned_.back().data();
+        packed = owned_.alloc(f32_nchwc_packed_size(Co, Cig, kh, kw));
         if (depthwise)
           f32_nchwc_dw_pack(Co, kh, kw, wd, packed);
         else
@@ -689,8 +686,7 @@ void Runtime::prepare_node(size_t index) {
       // ([c][ky][kx]) or, for the direct convolution, tap by tap ([ky][kx][c]).
       auto transposed_strips = [&](bool by_tap) -> float* {
         const float* wd = dense_weights(c, w, owned_);
-        owned_.emplace_back(G * strip_floats);
-        float* packed = owned_.back().data();
+        float* packed = owned_.alloc(G * strip_floats);
         for (size_t g = 0; g < G; ++g) {
           if (by_tap)
             f32_conv_t_pack(Cog, Cig, kh, kw, tc.nr, wd + g * Cog * K, packed + g * strip_floats);
@@ -758,8 +754,7 @@ void Runtime::prepare_node(size_t index) {
         const float* wd = dense_weights(c, w, owned_);
         const size_t mr = ks.gemm.mr;
         const size_t panel_floats = mr * (K + 1), panels = ceil_div(Cog, mr);
-        owned_.emplace_back(G * panels * panel_floats);
-        float* packed = owned_.back().data();
+        float* packed = owned_.alloc(G * panels * panel_floats);
         for (size_t g = 0; g < G; ++g)
           f32_gemm_pack(Cog, K, mr, wd + g * Cog * K, bias ? bias + g * Cog : nullptr,
                         packed + g * panels * panel_floats);

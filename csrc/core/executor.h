@@ -13,6 +13,7 @@
 #include "core/dispatch.h"
 #include "core/loader.h"
 #include "core/thread_pool.h"
+#include "core/weight_store.h"
 
 namespace edgefit {
 
@@ -74,15 +75,16 @@ class Runtime {
   std::unique_ptr<ThreadPool> pool_;
   std::vector<TensorSpec> inputs_, outputs_;
   std::vector<Step> steps_;
-  std::vector<std::vector<float>> owned_;  // packed / decoded weights
-  std::vector<bool> blocked_;              // value stored NCHW16c (core/layout.h)
-  std::vector<uint32_t> root_;             // storage root of every value (aliases resolved)
-  std::vector<size_t> offset_;             // arena offset of every arena root
-  std::vector<void*> bufs_;                // resolved pointer of every value (per run)
-  std::vector<int> input_slot_;            // root -> graph input index, or -1
+  WeightStore owned_;            // packed / decoded weights, in huge pages
+  std::vector<bool> blocked_;    // value stored NCHW16c (core/layout.h)
+  std::vector<uint32_t> root_;   // storage root of every value (aliases resolved)
+  std::vector<size_t> offset_;   // arena offset of every arena root
+  std::vector<void*> bufs_;      // resolved pointer of every value (per run)
+  std::vector<int> input_slot_;  // root -> graph input index, or -1
   size_t arena_bytes_ = 0, scratch_bytes_ = 0, thread_bytes_ = 0;
   std::string isa_label_;
   uint8_t* arena_ = nullptr;
+  size_t arena_alloc_bytes_ = 0;
   float* scratch_ = nullptr;
   mutable std::mutex mu_;
 };
