@@ -118,7 +118,11 @@ Runtime::Runtime(Model model, size_t threads, const std::string& isa) : model_(s
     kernels_.dwconv = select_dwconv(Isa::kAvx512);
     if (kernels_.isa != Isa::kAvx512) isa_label_ += "+avx512";
   }
-  if (kernels_.nchwc.conv.fn != nullptr) blocked_ = plan_nchwc(model_);
+  if (kernels_.nchwc.conv.fn != nullptr) {
+    // Padding 24-channel regions pays at 2+ threads only (csrc/README.md).
+    if (threads > 1) pad_channels_to_blocks(model_, owned_);
+    blocked_ = plan_nchwc(model_);
+  }
   blocked_.resize(model_.values.size(), false);
   pool_ = std::make_unique<ThreadPool>(threads);
   prepare();
@@ -504,6 +508,12 @@ void Runtime::prepare_node(size_t index) {
       if (padded) f32_nchwc_padded(geo, &cp.hp, &cp.wp);
       if (padded) scratch_bytes_ = std::max(scratch_bytes_, Ci * cp.hp * cp.wp * sizeof(float));
       cp.pass_blocks = f32_nchwc_pass_blocks(Ci, kh, kw, in_block);
+      // Input channels padded up to a whole block (core/layout.h): the tiles skip them.
+      const int64_t zero_tail = c.integer("_zero_tail", 0);
+      if (zero_tail < 0 || zero_tail >= int64_t(kNchwcBlock) || size_t(zero_tail) >= Ci ||
+          (zero_tail != 0 && in_block != kNchwcBlock))
+        c.fail("internal: bad _zero_tail");
+      cp.zero_tail = size_t(zero_tail);
       // Per-pixel input offsets for the dense tiles (the depthwise kernel works them out itself).
       auto offs = std::make_shared<std::vector<size_t>>(depthwise ? 0 : P);
       if (!depthwise) f32_nchwc_offsets(geo, cp.wp, offs->data(), in_block);
@@ -552,6 +562,7 @@ void Runtime::prepare_node(size_t index) {
           pc.oc = width;
           pc.pass_blocks = nb;
           pc.continues = ib0 != 0;
+          pc.zero_tail = ib0 + nb == nib ? base.zero_tail : 0;
           pc.open = ib0 + nb < nib;
           if (base.residual != nullptr) pc.residual = base.residual + o0 * P;
           kern.fn(&pc, xb + ib0 * base.hp * base.wp * kNchwcBlock, buf,

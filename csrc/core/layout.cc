@@ -2,11 +2,13 @@
 // kernels rely on is validated afterwards by the executor, node by node, as for any model.
 #include "core/layout.h"
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <numeric>
 #include <string>
 
+#include "core/weight_store.h"
 #include "kernels/f32-nchwc/f32-nchwc.h"
 
 namespace edgefit {
@@ -121,6 +123,47 @@ void fuse_residual_adds(Model& model, const std::vector<bool>& blocked) {
   model.nodes = std::move(kept);
 }
 
+bool elementwise_same_shape(const NodeDef& n) {
+  return n.op == "add" || n.op == "relu" || n.op == "relu6" || n.op == "hardswish";
+}
+
+// A dense f32 constant of rank `rank` (weights [O, I, kh, kw], bias [O]).
+bool dense_f32_constant(const ValueDef& v, size_t rank) {
+  return v.kind == ValueKind::kConstant && v.encoding == Encoding::kDense &&
+         v.dtype == DType::kF32 && v.shape.size() == rank && !v.blobs.empty() &&
+         v.blobs[0].size == v.numel() * sizeof(float);
+}
+
+// Channels a tensor of c channels is padded to, or c where padding would cost too much: at most a
+// third more work in the convolutions on either side (MobileNetV2's 24 -> 32).
+int64_t padded_channels(int64_t c) {
+  const int64_t block = int64_t(kNchwcBlock), p = (c + block - 1) / block * block;
+  return c >= block && (p - c) * 3 <= c ? p : c;
+}
+
+// A copy of constant `v` of shape `shape`, its elements placed at the same indices, zeros around.
+uint32_t padded_constant(Model& model, uint32_t v, const std::vector<int64_t>& shape,
+                         WeightStore& store) {
+  ValueDef copy = model.values[v];
+  size_t numel = 1;
+  for (int64_t d : shape) numel *= size_t(d);
+  float* out = store.alloc(numel);
+  const float* in = reinterpret_cast<const float*>(copy.blobs[0].data);
+  // Rank 1 or 4 with only dims 0 and 1 growing: copy rows of the unchanged trailing dims.
+  const size_t inner = copy.shape.size() == 4 ? size_t(copy.shape[2] * copy.shape[3]) : 1;
+  const size_t d0 = size_t(copy.shape[0]), d1 = copy.shape.size() == 4 ? size_t(copy.shape[1]) : 1;
+  const size_t p1 = shape.size() == 4 ? size_t(shape[1]) : 1;
+  for (size_t i = 0; i < d0; ++i)
+    for (size_t j = 0; j < d1; ++j)
+      std::copy(in + (i * d1 + j) * inner, in + (i * d1 + j + 1) * inner,
+                out + (i * p1 + j) * inner);
+  copy.name += "/padded";
+  copy.shape = shape;
+  copy.blobs = {Blob{reinterpret_cast<const uint8_t*>(out), numel * sizeof(float)}};
+  model.values.push_back(std::move(copy));
+  return uint32_t(model.values.size() - 1);
+}
+
 }  // namespace
 
 std::vector<bool> plan_nchwc(Model& model) {
@@ -222,6 +265,79 @@ std::vector<bool> plan_nchwc(Model& model) {
   for (size_t i = 0; i < model.nodes.size(); ++i)
     for (uint32_t o : model.nodes[i].outputs) model.values[o].producer = int(i);
   return blocked;
+}
+
+void pad_channels_to_blocks(Model& model, WeightStore& store) {
+  const size_t nv = model.values.size();
+  std::vector<bool> external(nv, false), candidate(nv, false);
+  for (uint32_t v : model.inputs) external[v] = true;
+  for (uint32_t v : model.outputs) external[v] = true;
+  for (size_t v = 0; v < nv; ++v) {
+    const ValueDef& d = model.values[v];
+    candidate[v] = is_activation(d) && !external[v] && d.shape.size() == 4 &&
+                   padded_channels(d.shape[1]) != d.shape[1];
+  }
+  // Regions: candidate tensors joined through the elementwise ops between them.
+  std::vector<uint32_t> parent(nv);
+  std::iota(parent.begin(), parent.end(), 0u);
+  std::function<uint32_t(uint32_t)> find = [&](uint32_t v) {
+    while (parent[v] != v) v = parent[v] = parent[parent[v]];
+    return v;
+  };
+  for (const NodeDef& n : model.nodes)
+    if (elementwise_same_shape(n) && n.outputs.size() == 1 && candidate[n.outputs[0]])
+      for (uint32_t v : n.inputs)
+        if (candidate[v]) parent[find(v)] = find(n.outputs[0]);
+  // A region is padded only if every node around it keeps the padded channels zero and invisible:
+  // convolutions (ungrouped, dense f32 weights) write them with zero weights and bias and read
+  // them with zero weights; elementwise ops keep zeros zero (relu / relu6 / hardswish of 0, 0 + 0).
+  std::vector<bool> ok(nv, true);
+  for (const NodeDef& n : model.nodes) {
+    const bool writes = n.outputs.size() == 1 && candidate[n.outputs[0]];
+    const uint32_t root = writes ? find(n.outputs[0]) : 0;
+    if (elementwise_same_shape(n) && writes) {
+      for (uint32_t v : n.inputs)
+        if (!candidate[v] || find(v) != root ||
+            model.values[v].shape != model.values[n.outputs[0]].shape)
+          ok[root] = false;
+      continue;
+    }
+    const bool plain_conv =
+        n.op == "conv2d" && conv_groups(n) == 1 && n.inputs.size() >= 2 && n.inputs.size() <= 3 &&
+        dense_f32_constant(model.values[n.inputs[1]], 4) &&
+        (n.inputs.size() < 3 || dense_f32_constant(model.values[n.inputs[2]], 1));
+    // Weights that match the tensors (else the executor rejects the node, as it would unpadded).
+    const std::vector<int64_t>* ws = plain_conv ? &model.values[n.inputs[1]].shape : nullptr;
+    const bool reads_ok = plain_conv && (*ws)[1] == model.values[n.inputs[0]].shape[1];
+    const bool writes_ok = plain_conv && n.outputs.size() == 1 &&
+                           (*ws)[0] == model.values[n.outputs[0]].shape[1] &&
+                           (n.inputs.size() < 3 || model.values[n.inputs[2]].shape[0] == (*ws)[0]);
+    for (size_t k = 0; k < n.inputs.size(); ++k)
+      if (candidate[n.inputs[k]] && !(reads_ok && k == 0)) ok[find(n.inputs[k])] = false;
+    for (uint32_t o : n.outputs)
+      if (candidate[o] && !writes_ok) ok[find(o)] = false;
+  }
+  auto padded = [&](uint32_t v) { return candidate[v] && ok[find(v)]; };
+  // Rewrite: convolutions first (they read the old channel counts), then the tensors' shapes.
+  for (NodeDef& n : model.nodes) {
+    if (n.op != "conv2d") continue;
+    const bool in = padded(n.inputs[0]), out = n.outputs.size() == 1 && padded(n.outputs[0]);
+    if (!in && !out) continue;
+    std::vector<int64_t> wshape = model.values[n.inputs[1]].shape;
+    if (out) wshape[0] = padded_channels(wshape[0]);
+    if (in) wshape[1] = padded_channels(wshape[1]);
+    if (in) {  // the kernels may skip the input's zero channels
+      Attr tail;
+      tail.type = AttrType::kInt;
+      tail.ints = {wshape[1] - model.values[n.inputs[1]].shape[1]};
+      n.attrs["_zero_tail"] = tail;
+    }
+    n.inputs[1] = padded_constant(model, n.inputs[1], wshape, store);
+    if (out && n.inputs.size() > 2)
+      n.inputs[2] = padded_constant(model, n.inputs[2], {wshape[0]}, store);
+  }
+  for (size_t v = 0; v < nv; ++v)
+    if (padded(uint32_t(v))) model.values[v].shape[1] = padded_channels(model.values[v].shape[1]);
 }
 
 }  // namespace edgefit

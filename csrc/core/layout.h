@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/loader.h"
+#include "core/weight_store.h"
 
 namespace edgefit {
 
@@ -23,5 +24,14 @@ namespace edgefit {
 // into that convolution (its other input added before the clamp; the conv gets the add's
 // activation, attr "_residual" and the residual as its last input).
 std::vector<bool> plan_nchwc(Model& model);
+
+// Rewrites `model` so that tensors whose channels almost fill whole blocks (at most a third short:
+// MobileNetV2's 24 channels -> 32) are stored with zero channels up to the block, where every
+// node around them allows it: ungrouped convolutions with dense f32 weights (zero filters write
+// the extra channels, zero weights read them) and add / relu / relu6 / hardswish between such
+// tensors. plan_nchwc can then keep the whole region blocked. Graph inputs and outputs keep their
+// shapes, so results are unchanged; the padded weights live in `store`. Worth it only with 2+
+// threads (measured: csrc/README.md).
+void pad_channels_to_blocks(Model& model, WeightStore& store);
 
 }  // namespace edgefit

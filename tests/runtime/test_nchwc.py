@@ -340,3 +340,50 @@ def test_odd_group_counts_split_evenly_over_threads(h, artifact, threads, hw):
     s = Session(artifact(graph), threads=threads)
     assert h.rel_err(s.run(feeds)["g"], reference.run(graph, feeds)["g"]) <= 2e-5
     assert s.kernel_of("c1") == "f32_nchwc_conv__avx512f"
+
+
+def _padded_region_graph(h, consumer: str) -> tuple[Graph, dict[str, np.ndarray]]:
+    """x (16) -> 1x1 -> 24-channel p; q = relu(3x3 p); s = p + q (24 channels) -> `consumer`:
+    "conv" a 1x1 to 32 channels (then a global pool), or "max_pool" (an op padding cannot see
+    through). MobileNetV2's blocks 3-4 have the same 24-channel tensors."""
+    rng = np.random.default_rng(24)
+    shapes = {"x": (1, 16, 10, 10), "p": (1, 24, 10, 10), "q": (1, 24, 10, 10), "s": (1, 24, 10, 10)}
+    rand = lambda *s: h.encode(rng.standard_normal(s).astype(np.float32) / 4, "dense")  # noqa: E731
+    consts = {"wp": rand(24, 16, 1, 1), "bp": rand(24), "wq": rand(24, 24, 3, 3), "bq": rand(24)}
+    nodes = [
+        _conv("p", "x", "p", "wp", "bp"),
+        _conv("q", "p", "q", "wq", "bq", pad=1, act="relu"),
+        Node("add", "add", ("p", "q"), ("s",), freeze({"act": "none"}), "test.py:1"),
+    ]
+    if consumer == "conv":
+        shapes |= {"e": (1, 32, 10, 10), "g": (1, 32, 1, 1)}
+        consts |= {"we": rand(32, 24, 1, 1), "be": rand(32)}
+        nodes += [
+            _conv("e", "s", "e", "we", "be", act="relu6"),
+            Node("global_avg_pool", "gap", ("e",), ("g",), freeze({}), "test.py:1"),
+        ]
+    else:
+        shapes |= {"g": (1, 24, 5, 5)}
+        pool = {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0, 0, 0)}
+        nodes.append(Node("max_pool2d", "mp", ("s",), ("g",), freeze(pool), "test.py:1"))
+    graph = _verified_graph(shapes, consts, nodes)
+    return graph, {"x": rng.standard_normal(shapes["x"]).astype(np.float32)}
+
+
+@pytest.mark.parametrize("consumer", ["conv", "max_pool"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_24_channel_region_padded_to_blocks_at_two_threads(h, artifact, isa, consumer, threads):
+    """At 2+ threads a region of 24-channel tensors between convolutions is stored as 32 channels
+    (zero filters write the extra 8, zero weights read them, the last block's 8 are skipped), so
+    it runs blocked without reorders; at 1 thread, or where another op reads it, it stays NCHW.
+    Results equal the reference either way."""
+    graph, feeds = _padded_region_graph(h, consumer)
+    s = Session(artifact(graph), threads=threads, isa=isa)
+    assert h.rel_err(s.run(feeds)["g"], reference.run(graph, feeds)["g"]) <= 2e-5
+    if isa != "avx512":
+        return
+    padded = threads > 1 and consumer == "conv"
+    assert ("nchwc" in s.kernel_of("q")) == padded
+    if padded:  # the whole graph blocked: one reorder, of the input
+        assert all("nchwc" in s.kernel_of(name) for name in ("p", "q", "e"))
+        assert [node["name"] for node in s.nodes if "nchw" in node["name"]] == ["x:to_nchwc"]

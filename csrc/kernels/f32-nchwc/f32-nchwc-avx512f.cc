@@ -23,15 +23,50 @@ namespace {
 
 constexpr size_t kC = kNchwcBlock;
 
+// One input block's taps: cn of its CB channels (the rest are known zeros: a padded tensor,
+// core/layout.h) into the accumulators; w advances past all CB channels' weights.
+template <size_t P, size_t OB, size_t CB>
+__attribute__((always_inline)) inline void block_taps(const float* xb, const size_t (&o)[P],
+                                                      size_t row_stride, size_t kh, size_t kw,
+                                                      size_t cn, const float*& w,
+                                                      __m512 (&acc)[P][OB], const char*& pf,
+                                                      size_t& npf) {
+  for (size_t ky = 0; ky < kh; ++ky)
+    for (size_t kx = 0; kx < kw; ++kx) {
+      const float* xt = xb + ky * row_stride + kx * CB;
+#pragma GCC unroll 4
+      for (size_t c = 0; c < cn; ++c) {
+        if (npf != 0) {
+          _mm_prefetch(pf, _MM_HINT_T1);
+          pf += 64;
+          --npf;
+        }
+        __m512 wv[OB];
+#pragma GCC unroll 4
+        for (size_t b = 0; b < OB; ++b) wv[b] = _mm512_loadu_ps(w + b * kC);
+        w += OB * kC;
+#pragma GCC unroll 6
+        for (size_t i = 0; i < P; ++i) {
+          const __m512 v = _mm512_set1_ps(xt[o[i] + c]);
+#pragma GCC unroll 4
+          for (size_t b = 0; b < OB; ++b) acc[i][b] = _mm512_fmadd_ps(v, wv[b], acc[i][b]);
+        }
+      }
+      w += (CB - cn) * OB * kC;
+    }
+}
+
 // Pixel i reads x + offs[i] (+ the tap's offset); its results go to y + i * 16 of each block.
-// CB: input channels per block (16, or 1 for a plain NCHW input whose blocks are channel planes).
+// CB: input channels per block (16, or 1 for a plain NCHW input whose blocks are channel planes);
+// the last of the nib blocks has only last_cn channels that are not known zeros.
 // first: start from the bias, else from y (an earlier pass); last: add r (laid out like y) if
 // not null, then clamp.
 // pf / npf: cache lines to prefetch, one per input channel until npf run out.
 template <size_t P, size_t OB, size_t CB>
 void tile(const float* x, const size_t* offs, size_t block_stride, size_t row_stride, size_t nib,
-          size_t kh, size_t kw, const float* w, const float* bias, float* y, size_t y_stride,
-          bool first, bool last, const float* r, const f32_minmax* mm, const char* pf, size_t npf) {
+          size_t last_cn, size_t kh, size_t kw, const float* w, const float* bias, float* y,
+          size_t y_stride, bool first, bool last, const float* r, const f32_minmax* mm,
+          const char* pf, size_t npf) {
   size_t o[P];
 #pragma GCC unroll 6
   for (size_t i = 0; i < P; ++i) o[i] = offs[i];
@@ -43,29 +78,13 @@ void tile(const float* x, const size_t* offs, size_t block_stride, size_t row_st
     for (size_t i = 0; i < P; ++i)
       acc[i][b] = first ? init : _mm512_loadu_ps(y + b * y_stride + i * kC);
   }
-  for (size_t ib = 0; ib < nib; ++ib)
-    for (size_t ky = 0; ky < kh; ++ky)
-      for (size_t kx = 0; kx < kw; ++kx) {
-        const float* xb = x + ib * block_stride + ky * row_stride + kx * CB;
-#pragma GCC unroll 4
-        for (size_t c = 0; c < CB; ++c) {
-          if (npf != 0) {
-            _mm_prefetch(pf, _MM_HINT_T1);
-            pf += 64;
-            --npf;
-          }
-          __m512 wv[OB];
-#pragma GCC unroll 4
-          for (size_t b = 0; b < OB; ++b) wv[b] = _mm512_loadu_ps(w + b * kC);
-          w += OB * kC;
-#pragma GCC unroll 6
-          for (size_t i = 0; i < P; ++i) {
-            const __m512 v = _mm512_set1_ps(xb[o[i] + c]);
-#pragma GCC unroll 4
-            for (size_t b = 0; b < OB; ++b) acc[i][b] = _mm512_fmadd_ps(v, wv[b], acc[i][b]);
-          }
-        }
-      }
+  // Whole blocks with the channel count a constant (the loop fully known), then a short last one.
+  const size_t whole = last_cn == CB ? nib : nib - 1;
+  for (size_t ib = 0; ib < whole; ++ib)
+    block_taps<P, OB, CB>(x + ib * block_stride, o, row_stride, kh, kw, CB, w, acc, pf, npf);
+  if (whole < nib)
+    block_taps<P, OB, CB>(x + whole * block_stride, o, row_stride, kh, kw, last_cn, w, acc, pf,
+                          npf);
   const __m512 lo = _mm512_set1_ps(mm->min), hi = _mm512_set1_ps(mm->max);
 #pragma GCC unroll 4
   for (size_t b = 0; b < OB; ++b)
@@ -78,7 +97,7 @@ void tile(const float* x, const size_t* offs, size_t block_stride, size_t row_st
     }
 }
 
-typedef void (*tile_fn)(const float*, const size_t*, size_t, size_t, size_t, size_t, size_t,
+typedef void (*tile_fn)(const float*, const size_t*, size_t, size_t, size_t, size_t, size_t, size_t,
                         const float*, const float*, float*, size_t, bool, bool, const float*,
                         const f32_minmax*, const char*, size_t);
 
@@ -119,6 +138,8 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
     const size_t tiles = ceil_div(nib, cp->pass_blocks) * ceil_div(p1 - p0, 6);
     pf_per_tile = ceil_div(pf_left, tiles);
   }
+  // Channels of the last input block that are not known zeros (a padded tensor: layout.h).
+  const size_t last_cn = cb == kC && cp->zero_tail < kC ? kC - cp->zero_tail : cb;
   for (size_t ib0 = 0; ib0 < nib; ib0 += cp->pass_blocks) {
     const size_t nb = std::min(cp->pass_blocks, nib - ib0);
     const bool first = ib0 == 0 && !cp->continues, last = ib0 + nb == nib && !cp->open;
@@ -128,8 +149,8 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
       const size_t n = std::min<size_t>(6, p1 - px);
       const float* r = cp->residual != nullptr ? cp->residual + o0 * p + px * kC : nullptr;
       const size_t npf = std::min({pf_per_tile, pf_left, nb * g.kh * g.kw * cb});
-      row[n - 1](xb, cp->offs + px, block_stride, row_stride, nb, g.kh, g.kw, wb, bg, yg + px * kC,
-                 p * kC, first, last, r, params, pf, npf);
+      row[n - 1](xb, cp->offs + px, block_stride, row_stride, nb, ib0 + nb == nib ? last_cn : cb,
+                 g.kh, g.kw, wb, bg, yg + px * kC, p * kC, first, last, r, params, pf, npf);
       pf += npf * 64;
       pf_left -= npf;
     }

@@ -43,6 +43,10 @@ struct f32_nchwc_conv_params {
   // A call covering only some input channels of a longer sum (codebook weights decoded pass by
   // pass): continues: start from y (no bias); open: leave the sum unclamped for a later call.
   bool continues = false, open = false;
+  // Trailing channels of the input's last block that are zeros by construction (a tensor padded
+  // up to whole blocks, core/layout.h): kernels may skip them (their weights are zero too), or
+  // read them; either gives the same sums. 0 .. 15.
+  size_t zero_tail = 0;
 };
 
 // The padded image f32_nchwc_pad writes (hp, wp: the rows / columns the output reads).
