@@ -3,7 +3,6 @@
 #include "core/layout.h"
 
 #include <algorithm>
-#include <functional>
 #include <map>
 #include <numeric>
 #include <string>
@@ -14,6 +13,20 @@
 namespace edgefit {
 
 namespace {
+
+// Values joined into regions (union-find with path halving).
+class Regions {
+ public:
+  explicit Regions(size_t n) : parent_(n) { std::iota(parent_.begin(), parent_.end(), 0u); }
+  uint32_t find(uint32_t v) {
+    while (parent_[v] != v) v = parent_[v] = parent_[parent_[v]];
+    return v;
+  }
+  void join(uint32_t a, uint32_t b) { parent_[find(a)] = find(b); }
+
+ private:
+  std::vector<uint32_t> parent_;
+};
 
 bool is_activation(const ValueDef& v) {
   return v.kind != ValueKind::kConstant && v.dtype == DType::kF32;
@@ -185,16 +198,12 @@ std::vector<bool> plan_nchwc(Model& model) {
   }
 
   // Regions: blocked values joined through the nodes that produce them from blocked inputs.
-  std::vector<uint32_t> parent(nv);
-  std::iota(parent.begin(), parent.end(), 0u);
-  std::function<uint32_t(uint32_t)> find = [&](uint32_t v) {
-    while (parent[v] != v) v = parent[v] = parent[parent[v]];
-    return v;
-  };
+  Regions regions(nv);
+  auto find = [&](uint32_t v) { return regions.find(v); };
   for (const NodeDef& n : model.nodes)
     if (n.outputs.size() == 1 && blocked[n.outputs[0]])
       for (uint32_t v : n.inputs)
-        if (blocked[v]) parent[find(v)] = find(n.outputs[0]);
+        if (blocked[v]) regions.join(v, n.outputs[0]);
 
   // Which node reads which input as it is stored: a blocked node reads blocked inputs, a global
   // average pool reads either, everything else NCHW.
@@ -278,16 +287,12 @@ void pad_channels_to_blocks(Model& model, WeightStore& store) {
                    padded_channels(d.shape[1]) != d.shape[1];
   }
   // Regions: candidate tensors joined through the elementwise ops between them.
-  std::vector<uint32_t> parent(nv);
-  std::iota(parent.begin(), parent.end(), 0u);
-  std::function<uint32_t(uint32_t)> find = [&](uint32_t v) {
-    while (parent[v] != v) v = parent[v] = parent[parent[v]];
-    return v;
-  };
+  Regions regions(nv);
+  auto find = [&](uint32_t v) { return regions.find(v); };
   for (const NodeDef& n : model.nodes)
     if (elementwise_same_shape(n) && n.outputs.size() == 1 && candidate[n.outputs[0]])
       for (uint32_t v : n.inputs)
-        if (candidate[v]) parent[find(v)] = find(n.outputs[0]);
+        if (candidate[v]) regions.join(v, n.outputs[0]);
   // A region is padded only if every node around it keeps the padded channels zero and invisible:
   // convolutions (ungrouped, dense f32 weights) write them with zero weights and bias and read
   // them with zero weights; elementwise ops keep zeros zero (relu / relu6 / hardswish of 0, 0 + 0).
