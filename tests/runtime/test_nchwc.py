@@ -387,3 +387,29 @@ def test_24_channel_region_padded_to_blocks_at_two_threads(h, artifact, isa, con
     if padded:  # the whole graph blocked: one reorder, of the input
         assert all("nchwc" in s.kernel_of(name) for name in ("p", "q", "e"))
         assert [node["name"] for node in s.nodes if "nchw" in node["name"]] == ["x:to_nchwc"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_mobilenet_v2_whole_model_matches_pytorch(h, isa, threads, tmp_path):
+    """The zoo's MobileNetV2 end to end through the native runtime, against PyTorch: at 2 threads
+    (on AVX-512) its 24-channel tensors are padded and the whole network runs blocked."""
+    import torch
+
+    from edgefit import models
+    from edgefit.compiler.artifact import write_artifact
+    from edgefit.compiler.frontend.capture import capture
+    from edgefit.compiler.passes import run_passes
+
+    torch.manual_seed(0)
+    net = models.create("mobilenet_v2").eval()
+    x = models.example_input("mobilenet_v2")
+    write_artifact(run_passes(capture(net, (x,), name="mobilenet_v2")), tmp_path / "m.efm")
+    s = Session(tmp_path / "m.efm", threads=threads, isa=isa)
+    got = s.run({s.inputs[0]["name"]: x.numpy()})[s.outputs[0]["name"]]
+    with torch.no_grad():
+        want = net(x).numpy()
+    assert h.rel_err(got, want) <= 1e-4
+    assert got.argmax() == want.argmax()
+    if isa == "avx512":
+        blocked = "nchwc" in s.kernel_of("features.3.conv.2")
+        assert blocked == (threads > 1)
