@@ -199,7 +199,6 @@ std::vector<bool> plan_nchwc(Model& model) {
 
   // Regions: blocked values joined through the nodes that produce them from blocked inputs.
   Regions regions(nv);
-  auto find = [&](uint32_t v) { return regions.find(v); };
   for (const NodeDef& n : model.nodes)
     if (n.outputs.size() == 1 && blocked[n.outputs[0]])
       for (uint32_t v : n.inputs)
@@ -215,18 +214,18 @@ std::vector<bool> plan_nchwc(Model& model) {
   for (const NodeDef& n : model.nodes) {
     const bool out_blocked = n.outputs.size() == 1 && blocked[n.outputs[0]];
     if (out_blocked && n.op == "conv2d") {
-      const uint32_t root = find(n.outputs[0]), x = n.inputs[0];
+      const uint32_t root = regions.find(n.outputs[0]), x = n.inputs[0];
       ++convs[root];
       if (!blocked[x] && !reads_plain_input(model, n) && !to_counted[x])
         ++reorders[root], to_counted[x] = true;
     }
     if (reads_blocked(n)) continue;
     for (uint32_t v : n.inputs)
-      if (blocked[v] && !from_counted[v]) ++reorders[find(v)], from_counted[v] = true;
+      if (blocked[v] && !from_counted[v]) ++reorders[regions.find(v)], from_counted[v] = true;
   }
   for (size_t v = 0; v < nv; ++v)
     if (blocked[v]) {
-      const uint32_t root = find(uint32_t(v));
+      const uint32_t root = regions.find(uint32_t(v));
       if (convs[root] < 2 * reorders[root]) blocked[v] = false;
     }
   // A region dropped above may have fed a layout-preserving node of a kept one: re-check that
@@ -288,7 +287,6 @@ void pad_channels_to_blocks(Model& model, WeightStore& store) {
   }
   // Regions: candidate tensors joined through the elementwise ops between them.
   Regions regions(nv);
-  auto find = [&](uint32_t v) { return regions.find(v); };
   for (const NodeDef& n : model.nodes)
     if (elementwise_same_shape(n) && n.outputs.size() == 1 && candidate[n.outputs[0]])
       for (uint32_t v : n.inputs)
@@ -299,10 +297,10 @@ void pad_channels_to_blocks(Model& model, WeightStore& store) {
   std::vector<bool> ok(nv, true);
   for (const NodeDef& n : model.nodes) {
     const bool writes = n.outputs.size() == 1 && candidate[n.outputs[0]];
-    const uint32_t root = writes ? find(n.outputs[0]) : 0;
+    const uint32_t root = writes ? regions.find(n.outputs[0]) : 0;
     if (elementwise_same_shape(n) && writes) {
       for (uint32_t v : n.inputs)
-        if (!candidate[v] || find(v) != root ||
+        if (!candidate[v] || regions.find(v) != root ||
             model.values[v].shape != model.values[n.outputs[0]].shape)
           ok[root] = false;
       continue;
@@ -318,11 +316,11 @@ void pad_channels_to_blocks(Model& model, WeightStore& store) {
                            (*ws)[0] == model.values[n.outputs[0]].shape[1] &&
                            (n.inputs.size() < 3 || model.values[n.inputs[2]].shape[0] == (*ws)[0]);
     for (size_t k = 0; k < n.inputs.size(); ++k)
-      if (candidate[n.inputs[k]] && !(reads_ok && k == 0)) ok[find(n.inputs[k])] = false;
+      if (candidate[n.inputs[k]] && !(reads_ok && k == 0)) ok[regions.find(n.inputs[k])] = false;
     for (uint32_t o : n.outputs)
-      if (candidate[o] && !writes_ok) ok[find(o)] = false;
+      if (candidate[o] && !writes_ok) ok[regions.find(o)] = false;
   }
-  auto padded = [&](uint32_t v) { return candidate[v] && ok[find(v)]; };
+  auto padded = [&](uint32_t v) { return candidate[v] && ok[regions.find(v)]; };
   // Rewrite: convolutions first (they read the old channel counts), then the tensors' shapes.
   for (NodeDef& n : model.nodes) {
     if (n.op != "conv2d") continue;

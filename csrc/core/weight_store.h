@@ -1,8 +1,8 @@
 // Memory that a runtime fills once at load and then reads on every run (packed and decoded
 // weights, the activation arena), placed so that the kernel can back it with 2 MB pages.
 //
-// Why: a MobileNetV2 inference walks ~14 MB of packed weights and a few MB of activations, about
-// 4,500 distinct 4 KB pages, more than the second-level TLB holds, and under virtualisation each
+// Why: a MobileNetV2 inference walks ~9 MB of packed weights and ~5 MB of activations, about
+// 3,500 distinct 4 KB pages, more than the second-level TLB holds, and under virtualisation each
 // TLB miss is a two-dimensional page walk. In 2 MB pages the same bytes are a handful of entries
 // (measured: csrc/README.md). Only whole 2 MB ranges that are filled become huge pages, so a small
 // model's resident memory does not grow to a huge page per allocation.

@@ -148,9 +148,11 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
     for (size_t px = p0; px < p1; px += 6) {
       const size_t n = std::min<size_t>(6, p1 - px);
       const float* r = cp->residual != nullptr ? cp->residual + o0 * p + px * kC : nullptr;
-      const size_t npf = std::min({pf_per_tile, pf_left, nb * g.kh * g.kw * cb});
-      row[n - 1](xb, cp->offs + px, block_stride, row_stride, nb, ib0 + nb == nib ? last_cn : cb,
-                 g.kh, g.kw, wb, bg, yg + px * kC, p * kC, first, last, r, params, pf, npf);
+      // A tile issues one prefetch per input channel it reads (skipped zero channels: none).
+      const size_t tile_cn = ib0 + nb == nib ? last_cn : cb;
+      const size_t npf = std::min({pf_per_tile, pf_left, ((nb - 1) * cb + tile_cn) * g.kh * g.kw});
+      row[n - 1](xb, cp->offs + px, block_stride, row_stride, nb, tile_cn, g.kh, g.kw, wb, bg,
+                 yg + px * kC, p * kC, first, last, r, params, pf, npf);
       pf += npf * 64;
       pf_left -= npf;
     }
