@@ -45,7 +45,7 @@ double now_us() {
 // into 4 independent sums, so that the loops run at cache speed and the coherence traffic shows.
 struct Buffer {
   std::vector<uint32_t> data;
-  uint32_t sink = 0;  // keeps the reads
+  volatile uint32_t sink = 0;  // keeps the reads
 
   void apply(Op op, int round) {
     if (op == Op::kWrite) {
@@ -54,7 +54,7 @@ struct Buffer {
       uint32_t s[4] = {};
       for (size_t i = 0; i + 64 <= data.size(); i += 64)
         for (size_t j = 0; j < 4; ++j) s[j] += data[i + 16 * j];
-      sink += s[0] + s[1] + s[2] + s[3];
+      sink = sink + s[0] + s[1] + s[2] + s[3];
     }
   }
 };
@@ -107,5 +107,5 @@ int main(int argc, char** argv) {
   std::printf("%zu KiB, median of %d rounds, the last step timed:\n", kib, kRounds);
   for (const auto& [name, steps] : cases)
     std::printf("  %-40s %8.2f us\n", name.c_str(), run(buf, steps));
-  return buf.sink == 1 ? 3 : 0;  // uses the sums
+  return 0;
 }
