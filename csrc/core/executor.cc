@@ -12,6 +12,7 @@
 #include "core/layout.h"
 #include "core/node_context.h"
 #include "core/planner.h"
+#include "core/weight_decode.h"
 
 namespace edgefit {
 
@@ -22,12 +23,6 @@ using node_context::kMaxGeom;
 using node_context::NodeCtx;
 using node_context::shape_str;
 
-// A codebook weight as the cb-gemm kernels read it ([m, k] rows of codes, table, groups, scales).
-cb_weights codebook_weights(const ValueDef& w, size_t m, size_t k) {
-  const CodebookView cv = codebook_view(w);
-  return cb_weights{m, k, cv.bits, cv.row_bytes, cv.packed, cv.table, cv.group, cv.row_scale};
-}
-
 // Weights of a conv / linear as dense f32 [O, K]: in place for dense, decoded for int8 and
 // codebooks (the codebook case only where the weights are tiny: depthwise filters).
 const float* dense_weights(const NodeCtx& c, const ValueDef& w, WeightStore& owned) {
@@ -35,17 +30,8 @@ const float* dense_weights(const NodeCtx& c, const ValueDef& w, WeightStore& own
     if (w.dtype != DType::kF32) c.fail("dense weights must be f32");
     return reinterpret_cast<const float*>(w.blobs[0].data);
   }
-  if (w.encoding == Encoding::kCodebook) {
-    const cb_weights cw = codebook_weights(w, w.rows(), w.cols());
-    float* out = owned.alloc(cw.m * cw.k);
-    cb_gemm_decode_rows(0, cw.m, &cw, out);
-    return out;
-  }
-  const Int8View q = int8_view(w);
-  const size_t o = w.rows(), k = w.cols();
-  float* out = owned.alloc(o * k);
-  for (size_t i = 0; i < o; ++i)
-    for (size_t j = 0; j < k; ++j) out[i * k + j] = float(q.q[i * k + j]) * q.scale[i];
+  float* out = owned.alloc(w.rows() * w.cols());
+  decode_weights_f32(w, out);
   return out;
 }
 

@@ -9,7 +9,7 @@
 #include <limits>
 
 #include "core/node_context.h"
-#include "kernels/cb-gemm/cb-gemm.h"
+#include "core/weight_decode.h"
 
 namespace edgefit {
 
@@ -95,17 +95,8 @@ const float* CudaRuntime::upload_weight_f32(const ValueDef& w) {
     if (w.dtype != DType::kF32) throw LoadError("'" + w.name + "': dense weights must be f32");
     return static_cast<const float*>(upload(w.blobs[0].data, w.numel() * 4));
   }
-  const size_t o = w.rows(), k = w.cols();
-  std::vector<float> dense(o * k);
-  if (w.encoding == Encoding::kCodebook) {
-    const CodebookView cv = codebook_view(w);
-    const cb_weights cw{o, k, cv.bits, cv.row_bytes, cv.packed, cv.table, cv.group, cv.row_scale};
-    cb_gemm_decode_rows(0, o, &cw, dense.data());
-    return static_cast<const float*>(upload(dense.data(), dense.size() * 4));
-  }
-  const Int8View q = int8_view(w);
-  for (size_t i = 0; i < o; ++i)
-    for (size_t j = 0; j < k; ++j) dense[i * k + j] = float(q.q[i * k + j]) * q.scale[i];
+  std::vector<float> dense(w.rows() * w.cols());
+  decode_weights_f32(w, dense.data());
   return static_cast<const float*>(upload(dense.data(), dense.size() * 4));
 }
 
