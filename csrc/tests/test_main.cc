@@ -140,6 +140,22 @@ static void test_planner() {
       if (live) CHECK(disjoint);
     }
   CHECK(p.arena_bytes < 100 + 200 + 300 + 50 + 4 * 64);
+
+  // A cooling window: b may not take bytes a or c use within one step of its lifetime, and a and
+  // c keep the offsets they get without it.
+  std::vector<BufferRequest> plain = {{1000, 0, 1}, {1000, 2, 3}, {1000, 4, 5}};
+  const ArenaPlan q0 = plan_arena(plain);
+  CHECK(q0.offsets[0] == 0 && q0.offsets[1] == 0 && q0.offsets[2] == 0);
+  plain[1].cool = 1;
+  const ArenaPlan q1 = plan_arena(plain);
+  CHECK(q1.offsets[0] == 0 && q1.offsets[2] == 0);
+  CHECK(q1.offsets[1] == 1024);
+  CHECK(q1.arena_bytes == 2048);
+  // Steps outside the window do not count: a gap of two steps on each side, a window of 1.
+  std::vector<BufferRequest> gapped = {{1000, 0, 0}, {1000, 2, 3, 1}, {1000, 5, 6}};
+  CHECK(plan_arena(gapped).offsets[1] == 0);
+  gapped[1].cool = 2;
+  CHECK(plan_arena(gapped).offsets[1] == 1024);
 }
 
 // Blocks are zeroed, 64-byte aligned and disjoint, a request larger than a chunk gets its own, and
