@@ -215,13 +215,12 @@ void Runtime::prepare() {
   // without (its depthwise layers -5 .. -10 us each), 3 steps 1.007x / 1.006x; the arena keeps
   // its 4.05 MiB (the 7x7 / 14x14 buffers fit in bytes the 56x56 layers used).
   constexpr int kCrossCoreCool = 6;
-  std::vector<bool> banded_depthwise(model_.nodes.size(), false);
-  for (size_t i : fused_pairs) banded_depthwise[i + 1] = true;
+  const bool cooling = pool_->threads() > 1 && steps_.size() == model_.nodes.size();
   auto cross_core_read = [&](size_t v) {
     const int p = model_.values[v].producer;
-    if (pool_->threads() < 2 || p < 0 || steps_.size() != model_.nodes.size()) return false;
+    if (!cooling || p < 0) return false;
     const auto& plan = steps_[size_t(p)].blocked;
-    return plan && plan->depthwise && !banded_depthwise[size_t(p)];
+    return plan && plan->depthwise && !fused[plan->x];  // fused: its input lives in row bands
   };
   std::vector<BufferRequest> reqs;
   std::vector<uint32_t> req_root;
