@@ -17,6 +17,8 @@
 #define EDGEFIT_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
 #endif
 
+#include <algorithm>
+
 #include "cuda/cuda_kernels.h"
 
 namespace edgefit {
@@ -40,6 +42,10 @@ inline unsigned ceil_div_u(size_t a, size_t b) { return unsigned((a + b - 1) / b
 inline int launched() { return int(cudaGetLastError()); }
 
 constexpr size_t kMaxGridY = 65535;
+
+// Multiprocessors of the current device (queried once per process; 1 if the query fails): the
+// split-K planner sizes grids by it.
+int multiprocessor_count();
 
 }  // namespace detail
 }  // namespace cuda

@@ -6,6 +6,8 @@ namespace edgefit {
 namespace cuda {
 namespace {
 
+constexpr int kBk = 16;  // K slice depth of the tile kernel
+
 // One thread per column element; rows ordered like the weight's [channels, kh, kw].
 __global__ void im2col_kernel(conv2d_geometry g, size_t channels, const float* __restrict__ x,
                               float* __restrict__ cols) {
@@ -27,27 +29,24 @@ __global__ void im2col_kernel(conv2d_geometry g, size_t channels, const float* _
 
 int f32_conv2d(size_t n, size_t ci, size_t co, size_t groups, const conv2d_geometry& g,
                const float* w, const float* bias, const float* x, float* y, const f32_minmax& mm,
-               stream_t stream) {
+               stream_t stream, float* workspace, size_t workspace_floats) {
   if (groups == 0 || ci % groups || co % groups) return int(cudaErrorInvalidValue);
   const size_t cig = ci / groups, cog = co / groups, P = g.ho * g.wo, K = cig * g.kh * g.kw;
   if (g.h * g.w > (size_t(1) << 30) || g.kh * g.kw > (size_t(1) << 20))
     return int(cudaErrorInvalidValue);
   const detail::DenseA a{w, (long long)K, int(cog)};
-  const detail::StoreC c{y,    (long long)P, 1, (long long)(co * P), (long long)(cog * P),
-                         bias, int(cog),     mm};
-  const long long image_stride = (long long)(ci * g.h * g.w),
-                  group_stride = (long long)(cig * g.h * g.w);
-  const bool direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
-                      g.ho == g.h && g.wo == g.w;
-  if (direct) {
-    // A 1x1 convolution is a plain GEMM over CHW: skip the index arithmetic.
-    const detail::StridedB b{x, (long long)P, 1, image_stride, group_stride};
-    return detail::launch_tile_gemm<64, 64, 16, 4, 4>(a, b, c, cog, P, K, n, groups, stream);
-  }
-  const detail::Im2colB b{x,         int(g.h),  int(g.w),     int(g.wo),   int(g.kh),
-                          int(g.kw), int(g.sh), int(g.sw),    int(g.pt),   int(g.pl),
-                          int(g.dh), int(g.dw), image_stride, group_stride};
-  return detail::launch_tile_gemm<64, 64, 16, 4, 4>(a, b, c, cog, P, K, n, groups, stream);
+  const detail::StoreC c = detail::conv_store(y, co, groups, g, bias, mm);
+  return detail::with_conv_b<kBk>(x, ci, groups, g, [&](const auto& b) {
+    return detail::launch_tile_gemm<64, 64, kBk, 4, 4>(a, b, c, cog, P, K, n, groups, stream,
+                                                       workspace, workspace_floats);
+  });
+}
+
+size_t f32_conv2d_workspace_floats(size_t n, size_t ci, size_t co, size_t groups,
+                                   const conv2d_geometry& g) {
+  if (groups == 0 || ci % groups || co % groups) return 0;
+  return detail::split_workspace_floats<64, 64, kBk>(co / groups, g.ho * g.wo,
+                                                     ci / groups * g.kh * g.kw, n * groups);
 }
 
 int f32_im2col(const conv2d_geometry& g, size_t channels, const float* x, float* cols,

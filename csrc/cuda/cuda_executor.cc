@@ -46,6 +46,8 @@ CudaRuntime::CudaRuntime(Model model) : model_(std::move(model)) {
       dev_[i] = alloc(v.numel() * dtype_size(v.dtype));
     }
     for (const NodeDef& n : model_.nodes) prepare_node(n);
+    if (workspace_floats_ != 0)
+      workspace_ = static_cast<float*>(alloc(workspace_floats_ * sizeof(float)));
     size_t pinned = 0;
     for (const auto& s : inputs_) in_off_.push_back(pinned), pinned += (s.bytes() + 63) / 64 * 64;
     for (uint32_t o : model_.outputs) {
@@ -100,6 +102,19 @@ const float* CudaRuntime::upload_weight_f32(const ValueDef& w) {
   return static_cast<const float*>(upload(dense.data(), dense.size() * 4));
 }
 
+cb_weights CudaRuntime::upload_codebook(const ValueDef& w, size_t rows, size_t k) {
+  const CodebookView cv = codebook_view(w);
+  const size_t entries = size_t(1) << cv.bits;
+  return {rows,
+          k,
+          cv.bits,
+          cv.row_bytes,
+          static_cast<const uint8_t*>(upload(cv.packed, rows * cv.row_bytes)),
+          static_cast<const float*>(upload(cv.table, cv.groups * entries * sizeof(float))),
+          static_cast<const int32_t*>(upload(cv.group, rows * 4)),
+          static_cast<const float*>(upload(cv.row_scale, rows * 4))};
+}
+
 const float* CudaRuntime::upload_dense(uint32_t value, size_t numel, const char* what,
                                        const NodeDef& n) {
   const ValueDef& v = model_.values[value];
@@ -110,10 +125,8 @@ const float* CudaRuntime::upload_dense(uint32_t value, size_t numel, const char*
   return static_cast<const float*>(upload(v.blobs[0].data, numel * 4));
 }
 
-void CudaRuntime::run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (inputs.size() != inputs_.size() || outputs.size() != outputs_.size())
-    throw std::invalid_argument("wrong number of inputs or outputs");
+void CudaRuntime::stage_inputs(const std::vector<const void*>& inputs) {
+  if (inputs.size() != inputs_.size()) throw std::invalid_argument("wrong number of inputs");
   uint8_t* pin = static_cast<uint8_t*>(pinned_);
   for (size_t i = 0; i < inputs_.size(); ++i) {
     std::memcpy(pin + in_off_[i], inputs[i], inputs_[i].bytes());
@@ -121,6 +134,13 @@ void CudaRuntime::run(const std::vector<const void*>& inputs, const std::vector<
         cuda::copy_to_device(dev_[model_.inputs[i]], pin + in_off_[i], inputs_[i].bytes(), stream_),
         "copying input '" + inputs_[i].name + "'");
   }
+}
+
+void CudaRuntime::run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (outputs.size() != outputs_.size()) throw std::invalid_argument("wrong number of outputs");
+  stage_inputs(inputs);
+  uint8_t* pin = static_cast<uint8_t*>(pinned_);
   for (size_t s = 0; s < steps_.size(); ++s) check(steps_[s](), "node '" + infos_[s].name + "'");
   for (size_t i = 0; i < outputs_.size(); ++i)
     check(cuda::copy_to_host(pin + out_off_[i], dev_[model_.outputs[i]], outputs_[i].bytes(),
@@ -129,6 +149,38 @@ void CudaRuntime::run(const std::vector<const void*>& inputs, const std::vector<
   check(cuda::stream_synchronize(stream_), "running the graph");
   for (size_t i = 0; i < outputs_.size(); ++i)
     std::memcpy(outputs[i], pin + out_off_[i], outputs_[i].bytes());
+}
+
+std::vector<double> CudaRuntime::profile(const std::vector<const void*>& inputs, int repeats) {
+  std::lock_guard<std::mutex> lock(mu_);
+  stage_inputs(inputs);
+  struct Events {  // destroyed on every path out
+    std::vector<cuda::event_t> e;
+    ~Events() {
+      for (cuda::event_t x : e) cuda::event_destroy(x);
+    }
+  } ev;
+  for (size_t s = 0; s <= steps_.size(); ++s) {
+    cuda::event_t e = nullptr;
+    check(cuda::event_create(&e), "creating an event");
+    ev.e.push_back(e);
+  }
+  std::vector<double> ms(steps_.size(), 0.0);
+  for (int r = 0; r < repeats; ++r) {
+    check(cuda::event_record(ev.e[0], stream_), "recording an event");
+    for (size_t s = 0; s < steps_.size(); ++s) {
+      check(steps_[s](), "node '" + infos_[s].name + "'");
+      check(cuda::event_record(ev.e[s + 1], stream_), "recording an event");
+    }
+    check(cuda::stream_synchronize(stream_), "running the graph");
+    for (size_t s = 0; s < steps_.size(); ++s) {
+      float t = 0.0f;
+      check(cuda::event_elapsed_ms(ev.e[s], ev.e[s + 1], &t), "reading an event");
+      ms[s] += t;
+    }
+  }
+  for (double& t : ms) t /= std::max(repeats, 1);
+  return ms;
 }
 
 void CudaRuntime::prepare_node(const NodeDef& n) {
@@ -189,47 +241,28 @@ void CudaRuntime::prepare_node(const NodeDef& n) {
         info.kernel = "cuda f32_dwconv2d";
         fn = [=]() { return cuda::f32_dwconv2d(N, Co, geo, wd, bias, f32(xi), f32(yi), mm, st); };
       } else {
-        info.kernel = direct ? "cuda f32_conv2d (gemm)" : "cuda f32_conv2d (implicit gemm)";
+        const size_t ws = cuda::f32_conv2d_workspace_floats(N, Ci, Co, G, geo);
+        workspace_floats_ = std::max(workspace_floats_, ws);
+        info.kernel =
+            std::string(direct ? "cuda f32_conv2d (gemm" : "cuda f32_conv2d (implicit gemm") +
+            (ws != 0 ? ", split K)" : ")");
         fn = [=]() {
-          return cuda::f32_conv2d(N, Ci, Co, G, geo, wd, bias, f32(xi), f32(yi), mm, st);
+          return cuda::f32_conv2d(N, Ci, Co, G, geo, wd, bias, f32(xi), f32(yi), mm, st, workspace_,
+                                  workspace_floats_);
         };
       }
-    } else {
-      // Sparse / codebook kernels read a [K, P] operand: x itself for 1x1, else im2col columns.
+    } else if (w.encoding == Encoding::kBsr) {
+      // The sparse kernel reads a [K, P] operand: x itself for 1x1, else im2col columns.
       float* cols = direct ? nullptr : static_cast<float*>(alloc(K * P * sizeof(float)));
-      std::function<int(const float*, float*, size_t)> core;  // (operand, y of group, group)
-      if (w.encoding == Encoding::kBsr) {
-        const BsrView sp = bsr_view(w);
-        if (Cog % sp.block) c.fail("block-sparse block does not divide the group's channels");
-        const size_t brows = Cog / sp.block, nblk = Co / sp.block;
-        const int32_t* rp = static_cast<const int32_t*>(upload(sp.row_ptr, (nblk + 1) * 4));
-        const int32_t* ci = static_cast<const int32_t*>(upload(sp.col_idx, sp.nnz_blocks * 4 + 4));
-        const float* vals =
-            static_cast<const float*>(upload(sp.values, sp.nnz_blocks * sp.block * 4 + 4));
-        const uint32_t block = sp.block;
-        info.kernel = std::string(direct ? "" : "cuda f32_im2col + ") + "cuda f32_spmm";
-        core = [=](const float* b, float* yg, size_t g) {
-          return cuda::f32_spmm(P, brows, block, rp + g * brows, ci, vals,
-                                bias ? bias + g * Cog : nullptr, b, P, 1, yg, P, 1, mm, st);
-        };
-      } else {
-        const CodebookView cv = codebook_view(w);
-        const size_t entries = size_t(1) << cv.bits;
-        const uint8_t* packed = static_cast<const uint8_t*>(upload(cv.packed, Co * cv.row_bytes));
-        const float* table =
-            static_cast<const float*>(upload(cv.table, cv.groups * entries * sizeof(float)));
-        const int32_t* grp = static_cast<const int32_t*>(upload(cv.group, Co * 4));
-        const float* rs = static_cast<const float*>(upload(cv.row_scale, Co * 4));
-        const uint32_t bits = cv.bits;
-        const size_t row_bytes = cv.row_bytes;
-        info.kernel = std::string(direct ? "" : "cuda f32_im2col + ") + "cuda cb_gemm";
-        core = [=](const float* b, float* yg, size_t g) {
-          const cb_weights cw{
-              Cog,           K,           bits, row_bytes, packed + g * Cog * row_bytes, table,
-              grp + g * Cog, rs + g * Cog};
-          return cuda::cb_gemm(cw, bias ? bias + g * Cog : nullptr, P, b, P, 1, yg, P, 1, mm, st);
-        };
-      }
+      const BsrView sp = bsr_view(w);
+      if (Cog % sp.block) c.fail("block-sparse block does not divide the group's channels");
+      const size_t brows = Cog / sp.block, nblk = Co / sp.block;
+      const int32_t* rp = static_cast<const int32_t*>(upload(sp.row_ptr, (nblk + 1) * 4));
+      const int32_t* ci = static_cast<const int32_t*>(upload(sp.col_idx, sp.nnz_blocks * 4 + 4));
+      const float* vals =
+          static_cast<const float*>(upload(sp.values, sp.nnz_blocks * sp.block * 4 + 4));
+      const uint32_t block = sp.block;
+      info.kernel = std::string(direct ? "" : "cuda f32_im2col + ") + "cuda f32_spmm";
       fn = [=]() {
         for (size_t b = 0; b < N; ++b)
           for (size_t g = 0; g < G; ++g) {
@@ -238,10 +271,22 @@ void CudaRuntime::prepare_node(const NodeDef& n) {
               const int e = cuda::f32_im2col(geo, Cig, xg, cols, st);
               if (e != 0) return e;
             }
-            const int e = core(direct ? xg : cols, f32(yi) + (b * Co + g * Cog) * P, g);
+            const int e = cuda::f32_spmm(P, brows, block, rp + g * brows, ci, vals,
+                                         bias ? bias + g * Cog : nullptr, direct ? xg : cols, P, 1,
+                                         f32(yi) + (b * Co + g * Cog) * P, P, 1, mm, st);
             if (e != 0) return e;
           }
         return 0;
+      };
+    } else {
+      // Codebook: decoded through the tables in shared memory, im2col gathered on the fly.
+      const cb_weights cw = upload_codebook(w, Co, K);
+      const size_t ws = cuda::cb_conv2d_workspace_floats(N, Ci, Co, G, geo);
+      workspace_floats_ = std::max(workspace_floats_, ws);
+      info.kernel = std::string("cuda cb_conv2d") + (ws != 0 ? " (split K)" : "");
+      fn = [=]() {
+        return cuda::cb_conv2d(N, Ci, G, geo, cw, bias, f32(xi), f32(yi), mm, st, workspace_,
+                               workspace_floats_);
       };
     }
     if (hswish) fn = hswish_after(fn, N * Co * P);
@@ -277,19 +322,14 @@ void CudaRuntime::prepare_node(const NodeDef& n) {
                               st);
       };
     } else {
-      const CodebookView cv = codebook_view(w);
-      const size_t entries = size_t(1) << cv.bits;
-      const cb_weights cw{
-          O,
-          K,
-          cv.bits,
-          cv.row_bytes,
-          static_cast<const uint8_t*>(upload(cv.packed, O * cv.row_bytes)),
-          static_cast<const float*>(upload(cv.table, cv.groups * entries * sizeof(float))),
-          static_cast<const int32_t*>(upload(cv.group, O * 4)),
-          static_cast<const float*>(upload(cv.row_scale, O * 4))};
-      info.kernel = "cuda cb_gemm";
-      fn = [=]() { return cuda::cb_gemm(cw, bias, N, f32(xi), 1, K, f32(yi), 1, O, mm, st); };
+      const cb_weights cw = upload_codebook(w, O, K);
+      const size_t ws = cuda::cb_gemm_workspace_floats(O, N, K);
+      workspace_floats_ = std::max(workspace_floats_, ws);
+      info.kernel = std::string("cuda cb_gemm") + (ws != 0 ? " (split K)" : "");
+      fn = [=]() {
+        return cuda::cb_gemm(cw, bias, N, f32(xi), 1, K, f32(yi), 1, O, mm, st, workspace_,
+                             workspace_floats_);
+      };
     }
     if (hswish) fn = hswish_after(fn, N * O);
   } else if (n.op == "channel_affine") {

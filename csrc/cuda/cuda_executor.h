@@ -39,17 +39,23 @@ class CudaRuntime {
   const std::vector<TensorSpec>& outputs() const { return outputs_; }
   // Host pointers as Runtime::run; blocks until the outputs are on the host. Serialised.
   void run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs);
+  // Runs the graph `repeats` times with an event between every two steps; the mean device time
+  // of each step (kernel time plus launch gaps), in milliseconds, in nodes() order.
+  std::vector<double> profile(const std::vector<const void*>& inputs, int repeats);
   const std::vector<CudaNodeInfo>& nodes() const { return infos_; }
   size_t device_bytes() const { return device_bytes_; }
   const std::map<std::string, std::string>& meta() const { return model_.meta; }
 
  private:
   void prepare_node(const NodeDef& n);
+  void stage_inputs(const std::vector<const void*>& inputs);
   void release();
   void* alloc(size_t bytes);
   const void* upload(const void* host, size_t bytes);
   // dense, int8 or codebook (decoded on the host: tiny filters only) -> dense f32 [O, K]
   const float* upload_weight_f32(const ValueDef& w);
+  // Codebook weights of `rows` x `k` codes, tables and scales uploaded as they are.
+  cb_weights upload_codebook(const ValueDef& w, size_t rows, size_t k);
   const float* upload_dense(uint32_t value, size_t numel, const char* what, const NodeDef& n);
   float* f32(uint32_t v) const { return static_cast<float*>(dev_[v]); }
 
@@ -59,6 +65,9 @@ class CudaRuntime {
   std::vector<void*> dev_;          // device pointer of every value
   std::vector<void*> allocations_;  // device buffers to free
   std::vector<std::function<int()>> steps_;
+  // Split-K scratch shared by every GEMM-style step (they run one after another on stream_).
+  float* workspace_ = nullptr;
+  size_t workspace_floats_ = 0;
   std::vector<CudaNodeInfo> infos_;
   void* pinned_ = nullptr;  // inputs then outputs, staged for async copies
   std::vector<size_t> in_off_, out_off_;

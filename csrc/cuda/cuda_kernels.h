@@ -14,11 +14,13 @@
 #include "kernels/f32-pool/f32-pool.h"
 
 struct CUstream_st;  // cudaStream_t is CUstream_st*; nullptr is the default stream.
+struct CUevent_st;   // cudaEvent_t
 
 namespace edgefit {
 namespace cuda {
 
 using stream_t = CUstream_st*;
+using event_t = CUevent_st*;
 
 // ---- devices, memory, streams -------------------------------------------------------------------
 
@@ -40,13 +42,29 @@ int copy_2d_on_device(void* dst, size_t dpitch, const void* src, size_t spitch, 
 int stream_create(stream_t* stream);
 int stream_destroy(stream_t stream);
 int stream_synchronize(stream_t stream);
+// Events for timing work on a stream (CudaRuntime::profile): milliseconds between two recorded,
+// completed events.
+int event_create(event_t* event);
+int event_destroy(event_t event);
+int event_record(event_t event, stream_t stream);
+int event_elapsed_ms(event_t start, event_t end, float* ms);
+
+// ---- split K ------------------------------------------------------------------------------------
+// f32_gemm, f32_conv2d and cb_gemm take an optional workspace. When their output has fewer tiles
+// than the device has multiprocessors (batch-1 layers at 14x14 and 7x7), K is cut into chunks that
+// run as separate blocks; the partial tiles go to the workspace and a second kernel sums them in
+// a fixed order (results do not depend on timing). The *_workspace_floats functions give the
+// floats a problem's split plan needs (0: it runs unsplit); with a smaller workspace or none, the
+// call runs unsplit. One workspace can serve any number of calls queued on one stream.
 
 // ---- f32-gemm (gemm.cu) -------------------------------------------------------------------------
 
 // c[i * ldc + j] = clamp(bias[i] + sum_k w[i * k + kk] * b[kk * ldb + j]) for i < m, j < n:
 // the CHW GEMM of 1x1 convolutions. w: row-major [m, k]; bias: [m] or null.
 int f32_gemm(size_t m, size_t n, size_t k, const float* w, const float* bias, const float* b,
-             size_t ldb, float* c, size_t ldc, const f32_minmax& mm, stream_t stream);
+             size_t ldb, float* c, size_t ldc, const f32_minmax& mm, stream_t stream,
+             float* workspace = nullptr, size_t workspace_floats = 0);
+size_t f32_gemm_workspace_floats(size_t m, size_t n, size_t k);
 // The same product on tensor cores: w pre-converted to f16 (f32_to_f16, once at load), b rounded
 // to f16 as it is staged, products accumulated in f32. Needs compute capability >= 7.0
 // (cudaErrorNotSupported below it). Accuracy: f16 inputs, about 1e-3 relative.
@@ -65,7 +83,9 @@ int f32_to_f16(size_t n, const float* src, uint16_t* dst, stream_t stream);
 // kh * kw] row-major (the dense weight as stored), bias [co] or null.
 int f32_conv2d(size_t n, size_t ci, size_t co, size_t groups, const conv2d_geometry& g,
                const float* w, const float* bias, const float* x, float* y, const f32_minmax& mm,
-               stream_t stream);
+               stream_t stream, float* workspace = nullptr, size_t workspace_floats = 0);
+size_t f32_conv2d_workspace_floats(size_t n, size_t ci, size_t co, size_t groups,
+                                   const conv2d_geometry& g);
 // Explicit im2col of one group's channels, as f32_im2col__scalar (for tests and for callers
 // that want a materialised column matrix).
 int f32_im2col(const conv2d_geometry& g, size_t channels, const float* x, float* cols,
@@ -97,7 +117,16 @@ int f32_spmm(size_t pixels, size_t block_rows, uint32_t block, const int32_t* ro
 // Codes are decoded through the rows' tables held in shared memory; no dense weight is formed.
 int cb_gemm(const cb_weights& w, const float* bias, size_t pixels, const float* x, size_t x_cstride,
             size_t x_pstride, float* y, size_t y_cstride, size_t y_pstride, const f32_minmax& mm,
-            stream_t stream);
+            stream_t stream, float* workspace = nullptr, size_t workspace_floats = 0);
+size_t cb_gemm_workspace_floats(size_t m, size_t pixels, size_t k);
+// Grouped 2-D convolution with codebook weights as an implicit GEMM (f32_conv2d's im2col gather,
+// cb_gemm's decode): w.m = co rows of w.k = ci / groups * kh * kw codes; no column matrix and no
+// dense weights are formed.
+int cb_conv2d(size_t n, size_t ci, size_t groups, const conv2d_geometry& g, const cb_weights& w,
+              const float* bias, const float* x, float* y, const f32_minmax& mm, stream_t stream,
+              float* workspace = nullptr, size_t workspace_floats = 0);
+size_t cb_conv2d_workspace_floats(size_t n, size_t ci, size_t co, size_t groups,
+                                  const conv2d_geometry& g);
 
 // ---- f32-pool (pool.cu) -------------------------------------------------------------------------
 

@@ -54,5 +54,34 @@ int stream_create(stream_t* stream) {
 int stream_destroy(stream_t stream) { return int(cudaStreamDestroy(stream)); }
 int stream_synchronize(stream_t stream) { return int(cudaStreamSynchronize(stream)); }
 
+int event_create(event_t* event) {
+  cudaEvent_t e = nullptr;
+  const cudaError_t err = cudaEventCreate(&e);
+  *event = e;
+  return int(err);
+}
+int event_destroy(event_t event) { return int(cudaEventDestroy(event)); }
+int event_record(event_t event, stream_t stream) { return int(cudaEventRecord(event, stream)); }
+int event_elapsed_ms(event_t start, event_t end, float* ms) {
+  return int(cudaEventElapsedTime(ms, start, end));
+}
+
+namespace detail {
+
+int multiprocessor_count() {
+  static const int count = [] {
+    int dev = 0, n = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n < 1) {
+      cudaGetLastError();
+      return 1;
+    }
+    return n;
+  }();
+  return count;
+}
+
+}  // namespace detail
+
 }  // namespace cuda
 }  // namespace edgefit

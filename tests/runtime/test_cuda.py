@@ -214,7 +214,7 @@ def _single_op_graphs(h) -> list[tuple]:
         {"stride": (2, 2), "padding": (1, 1, 1, 0), "groups": 2, "act": "relu"},
     )  # fmt: skip
     out.append((g, {"x": x4}))
-    for kind in ("bsr1", "cb5"):  # k x k sparse / codebook: im2col on the device, then spmm / cb-gemm
+    for kind in ("bsr1", "cb5"):  # k x k sparse / codebook: im2col + spmm, or one cb_conv2d
         w = h.sparse_weights(rng, (4, 6, 3, 3), 0.5)
         g = h.single_op(
             "conv2d",
@@ -224,6 +224,14 @@ def _single_op_graphs(h) -> list[tuple]:
             {"padding": (1,) * 4},
         )
         out.append((g, {"x": x4}))
+    # A grouped, strided codebook conv over a batch: codes decoded and im2col gathered in one kernel.
+    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+    x4b = (rng.standard_normal((2, 6, 9, 8)) * 3).astype(np.float32)
+    g = h.single_op(
+        "conv2d", {"x": ((2, 6, 9, 8), "f32")}, {"w": h.encode(w, "cb4")}, (2, 8, 5, 4),
+        {"stride": (2, 2), "padding": (1, 1, 1, 0), "groups": 2, "act": "relu"},
+    )  # fmt: skip
+    out.append((g, {"x": x4b}, "cuda cb_conv2d"))
     # Codebook depthwise filters: decoded once at load, then the depthwise kernel.
     w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
     g = h.single_op(
@@ -283,7 +291,7 @@ def _check_runtime(runner: Path, tmp_path: Path, h) -> None:
                 assert h.rel_err(got, want[name]) < 1e-5, f"case {i}: {run.stdout}"
         assert all(k in run.stdout for k in kernel), f"case {i}: {run.stdout}"
         if i == 0:  # the model: every op family went through its CUDA kernel
-            for kernel in ("f32_conv2d", "f32_dwconv2d", "f32_spmm", "cb_gemm", "copy_2d", "f32_maxpool2d",
+            for kernel in ("f32_conv2d", "f32_dwconv2d", "f32_spmm", "cb_conv2d", "copy_2d", "f32_maxpool2d",
                            "f32_avgpool2d", "f32_global_avgpool", "f32_linear", "f32_softmax", "f32_vadd"):  # fmt: skip
                 assert f"cuda {kernel}" in run.stdout, run.stdout
 

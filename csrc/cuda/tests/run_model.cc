@@ -1,6 +1,11 @@
 // edgefit_cuda_run: runs an artifact through CudaRuntime (on a GPU, or on the CPU simulation of
 // CUDA) for the tests: inputs from .npy files in graph-input order, outputs to OUT_DIR/<i>.npy.
+// With --profile N it then runs the graph N more times and prints each node's mean device time
+// and the median time of a whole run (inputs in, outputs back).
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <string>
 #include <vector>
@@ -9,8 +14,14 @@
 #include "runner/npy.h"
 
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: %s MODEL.efm OUT_DIR [INPUT.npy ...]\n", argv[0]);
+  int profile = 0;
+  if (argc >= 3 && std::string(argv[1]) == "--profile") {
+    profile = std::atoi(argv[2]);
+    argv += 2;
+    argc -= 2;
+  }
+  if (argc < 3 || profile < 0) {
+    std::fprintf(stderr, "usage: %s [--profile N] MODEL.efm OUT_DIR [INPUT.npy ...]\n", argv[0]);
     return 2;
   }
   try {
@@ -40,8 +51,31 @@ int main(int argc, char** argv) {
     rt.run(in_ptrs, out_ptrs);
     for (size_t i = 0; i < outs.size(); ++i)
       edgefit::write_npy(std::string(argv[2]) + "/" + std::to_string(i) + ".npy", outs[i]);
-    for (const auto& n : rt.nodes())
-      std::printf("%s %s %s\n", n.name.c_str(), n.op.c_str(), n.kernel.c_str());
+    std::vector<double> ms(rt.nodes().size(), 0.0);
+    if (profile > 0) ms = rt.profile(in_ptrs, profile);
+    for (size_t i = 0; i < rt.nodes().size(); ++i) {
+      const auto& n = rt.nodes()[i];
+      if (profile > 0)
+        std::printf("%-40s %-16s %-50s %8.1f us\n", n.name.c_str(), n.op.c_str(), n.kernel.c_str(),
+                    ms[i] * 1e3);
+      else
+        std::printf("%s %s %s\n", n.name.c_str(), n.op.c_str(), n.kernel.c_str());
+    }
+    if (profile > 0) {
+      double sum = 0.0;
+      for (double t : ms) sum += t;
+      std::vector<double> runs;
+      for (int r = 0; r < profile; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        rt.run(in_ptrs, out_ptrs);
+        runs.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count());
+      }
+      std::nth_element(runs.begin(), runs.begin() + runs.size() / 2, runs.end());
+      std::printf("sum of node means %.3f ms; whole run median %.3f ms over %d runs\n", sum,
+                  runs[runs.size() / 2], profile);
+    }
     std::printf("device bytes %zu\n", rt.device_bytes());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

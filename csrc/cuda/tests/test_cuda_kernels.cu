@@ -29,7 +29,7 @@ namespace ec = edgefit::cuda;
 constexpr float kInf = INFINITY;
 const f32_minmax kNone{-kInf, kInf}, kRelu6{0.0f, 6.0f}, kRelu{0.0f, kInf};
 
-int g_cases = 0, g_failures = 0;
+int g_cases = 0, g_failures = 0, g_split_cases = 0;
 std::mt19937 g_rng(1234);
 
 std::vector<float> randn(size_t n, float lo = -1.0f, float hi = 1.0f) {
@@ -91,6 +91,17 @@ void compare(const std::string& name, const std::vector<float>& got, const std::
   }
 }
 
+// Runs `call(workspace, floats)` with the split-K workspace its plan asks for, when it asks for
+// one, and compares with `want`: the split path of f32_gemm / f32_conv2d / cb_gemm.
+template <typename Call>
+void check_split(const std::string& name, size_t floats, Call call, const Dev<float>& out,
+                 const std::vector<float>& want, double tol) {
+  if (floats == 0) return;
+  ++g_split_cases;
+  Dev<float> ws(floats);
+  if (ran(name + " split-K", call(ws.p, floats))) compare(name + " split-K", out.get(), want, tol);
+}
+
 std::string shape(std::initializer_list<size_t> dims) {
   std::string s;
   for (size_t d : dims) s += (s.empty() ? "" : "x") + std::to_string(d);
@@ -111,8 +122,10 @@ std::vector<float> ref_gemm(size_t m, size_t n, size_t k, const std::vector<floa
 }
 
 void test_gemm() {
-  const size_t shapes[][3] = {{1, 1, 1},    {3, 5, 7},      {4, 8, 16},  {17, 33, 9},
-                              {64, 64, 64}, {65, 130, 100}, {7, 300, 3}, {96, 49, 576}};
+  // The last three have too few tiles for the device: they also run split over K.
+  const size_t shapes[][3] = {{1, 1, 1},      {3, 5, 7},      {4, 8, 16},  {17, 33, 9},
+                              {64, 64, 64},   {65, 130, 100}, {7, 300, 3}, {96, 49, 576},
+                              {33, 20, 1000}, {130, 7, 300}};
   int i = 0;
   for (const auto& s : shapes) {
     const size_t m = s[0], n = s[1], k = s[2];
@@ -124,6 +137,12 @@ void test_gemm() {
     const float* bp = with_bias ? dbias.p : nullptr;
     if (ran("f32_gemm", ec::f32_gemm(m, n, k, dw.p, bp, db.p, n, dc.p, n, mm, nullptr)))
       compare("f32_gemm " + shape({m, n, k}), dc.get(), want, 1e-5);
+    check_split(
+        "f32_gemm " + shape({m, n, k}), ec::f32_gemm_workspace_floats(m, n, k),
+        [&](float* ws, size_t floats) {
+          return ec::f32_gemm(m, n, k, dw.p, bp, db.p, n, dc.p, n, mm, nullptr, ws, floats);
+        },
+        dc, want, 1e-5);
 
     Dev<uint16_t> dw16(m * k);
     if (ran("f32_to_f16", ec::f32_to_f16(m * k, dw.p, dw16.p, nullptr)) &&
@@ -167,6 +186,9 @@ void test_conv() {
       {1, 2, 3, 1, 3, 3, 5, 5, 1, 1, 1, 1, 1, 1, 1, 1},     // window larger than the input
       {1, 6, 12, 3, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},    // 3 groups
       {1, 64, 70, 1, 2, 3, 2, 2, 2, 2, 0, 0, 0, 1, 1, 1},   // BottleFit 2x2/2 head, odd Co
+      {1, 64, 40, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   // late 3x3 layer: split over K
+      {2, 32, 18, 2, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   // split, with batch and groups
+      {1, 200, 24, 1, 7, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},  // 1x1 split over K
   };
   for (const ConvCase& cc : cases) {
     const conv2d_geometry g = geometry(cc);
@@ -187,6 +209,13 @@ void test_conv() {
     if (ran("f32_conv2d", ec::f32_conv2d(cc.n, cc.ci, cc.co, cc.groups, g, dw.p, dbias.p, dx.p,
                                          dy.p, kRelu, nullptr)))
       compare("f32_conv2d " + name, dy.get(), want, 1e-5);
+    check_split(
+        "f32_conv2d " + name, ec::f32_conv2d_workspace_floats(cc.n, cc.ci, cc.co, cc.groups, g),
+        [&](float* ws, size_t floats) {
+          return ec::f32_conv2d(cc.n, cc.ci, cc.co, cc.groups, g, dw.p, dbias.p, dx.p, dy.p, kRelu,
+                                nullptr, ws, floats);
+        },
+        dy, want, 1e-5);
 
     // Explicit im2col of the first group of the last image: exact.
     const size_t off = ((cc.n - 1) * cc.ci) * cc.h * cc.w;
@@ -298,23 +327,89 @@ void test_spmm() {
 
 // ---- cb-gemm ------------------------------------------------------------------------------------
 
+// m rows of k random `bits`-bit codes, packed LSB first (cb-gemm.h).
+std::vector<uint8_t> random_codes(size_t m, size_t k, uint32_t bits) {
+  const size_t row_bytes = (k * bits + 7) / 8;
+  std::vector<uint8_t> packed(m * row_bytes, 0);
+  std::uniform_int_distribution<uint32_t> code(0, (1u << bits) - 1u);
+  for (size_t r = 0; r < m; ++r)
+    for (size_t kk = 0; kk < k; ++kk) {
+      const uint32_t c = code(g_rng);
+      const size_t bit = kk * bits;
+      packed[r * row_bytes + bit / 8] |= uint8_t(c << (bit % 8));
+      if (bit % 8 + bits > 8) packed[r * row_bytes + bit / 8 + 1] |= uint8_t(c >> (8 - bit % 8));
+    }
+  return packed;
+}
+
+// cb_conv2d against the scalar im2col + cb-gemm kernels, group by group.
+void test_cb_conv() {
+  const ConvCase cases[] = {
+      {1, 3, 8, 1, 9, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},    // 3x3 same
+      {2, 4, 6, 2, 7, 5, 3, 3, 2, 2, 0, 1, 1, 0, 1, 1},    // asymmetric padding, groups, batch
+      {1, 5, 7, 1, 11, 9, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2},   // dilation 2
+      {1, 16, 24, 1, 6, 6, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},  // 1x1
+      {1, 64, 40, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  // late 3x3 layer: split over K
+      {2, 32, 18, 2, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  // split, with batch and groups
+  };
+  uint32_t bits = 2;
+  for (const ConvCase& cc : cases) {
+    const conv2d_geometry g = geometry(cc);
+    const size_t cig = cc.ci / cc.groups, cog = cc.co / cc.groups, P = g.ho * g.wo;
+    const size_t K = cig * cc.kh * cc.kw, entries = size_t(1) << bits, tables = 3;
+    const size_t row_bytes = (K * bits + 7) / 8;
+    const std::vector<uint8_t> packed = random_codes(cc.co, K, bits);
+    const auto table = randn(tables * entries), scale = randn(cc.co, 0.5f, 1.5f);
+    const auto x = randn(cc.n * cc.ci * cc.h * cc.w), bias = randn(cc.co);
+    std::vector<int32_t> group(cc.co);
+    for (size_t r = 0; r < cc.co; ++r) group[r] = int32_t(r * 7 % tables);
+    std::vector<float> want(cc.n * cc.co * P), cols(K * P);
+    for (size_t b = 0; b < cc.n; ++b)
+      for (size_t gr = 0; gr < cc.groups; ++gr) {
+        f32_im2col__scalar(&g, cig, x.data() + (b * cc.ci + gr * cig) * cc.h * cc.w, cols.data());
+        const size_t r0 = gr * cog;
+        const cb_weights hw{cog,
+                            K,
+                            bits,
+                            row_bytes,
+                            packed.data() + r0 * row_bytes,
+                            table.data(),
+                            group.data() + r0,
+                            scale.data() + r0};
+        for (size_t r = 0; r < cog; r += 4)
+          cb_gemm_ukernel_4x8__scalar(r, std::min<size_t>(4, cog - r), P, &hw, bias.data() + r0,
+                                      cols.data(), P, want.data() + (b * cc.co + r0 + r) * P, P,
+                                      &kRelu);
+      }
+    Dev<uint8_t> dpk(packed);
+    Dev<float> dtab(table), dscale(scale), dx(x), dbias(bias), dy(want.size());
+    Dev<int32_t> dgroup(group);
+    const cb_weights dwt{cc.co, K, bits, row_bytes, dpk.p, dtab.p, dgroup.p, dscale.p};
+    const std::string name = "cb_conv2d " + std::to_string(bits) + "-bit " +
+                             shape({cc.n, cc.ci, cc.h, cc.w}) + " k" + shape({cc.kh, cc.kw}) +
+                             " s" + std::to_string(cc.sh) + " g" + std::to_string(cc.groups);
+    if (ran(name,
+            ec::cb_conv2d(cc.n, cc.ci, cc.groups, g, dwt, dbias.p, dx.p, dy.p, kRelu, nullptr)))
+      compare(name, dy.get(), want, 1e-5);
+    check_split(
+        name, ec::cb_conv2d_workspace_floats(cc.n, cc.ci, cc.co, cc.groups, g),
+        [&](float* ws, size_t floats) {
+          return ec::cb_conv2d(cc.n, cc.ci, cc.groups, g, dwt, dbias.p, dx.p, dy.p, kRelu, nullptr,
+                               ws, floats);
+        },
+        dy, want, 1e-5);
+    bits = bits % 8 + 1 < 2 ? 2 : bits % 8 + 1;  // 2, 3, ... 8, 2: every width
+  }
+}
+
 void test_cb_gemm() {
   for (uint32_t bits = 2; bits <= 8; ++bits)
     for (size_t m : {1, 5, 40})
-      for (size_t k : {1, 3, 17, 70})
+      for (size_t k : {1, 3, 17, 70, 300})
         for (size_t n : {1, 7, 65}) {
           const size_t groups = (m + k) % 3 + 1, entries = size_t(1) << bits;
           const size_t row_bytes = (k * bits + 7) / 8;
-          std::vector<uint8_t> packed(m * row_bytes, 0);
-          std::uniform_int_distribution<uint32_t> code(0, uint32_t(entries - 1));
-          for (size_t r = 0; r < m; ++r)
-            for (size_t kk = 0; kk < k; ++kk) {
-              const uint32_t c = code(g_rng);
-              const size_t bit = kk * bits;
-              packed[r * row_bytes + bit / 8] |= uint8_t(c << (bit % 8));
-              if (bit % 8 + bits > 8)
-                packed[r * row_bytes + bit / 8 + 1] |= uint8_t(c >> (8 - bit % 8));
-            }
+          const std::vector<uint8_t> packed = random_codes(m, k, bits);
           const auto table = randn(groups * entries), scale = randn(m, 0.5f, 1.5f);
           const auto x = randn(k * n), bias = randn(m);
           std::vector<int32_t> group(m);
@@ -333,6 +428,13 @@ void test_cb_gemm() {
                                    std::to_string(groups) + " " + shape({m, k, n});
           if (ran(name, ec::cb_gemm(dwt, dbias.p, n, dx.p, n, 1, dy.p, n, 1, kNone, nullptr)))
             compare(name, dy.get(), want, 1e-5);
+          check_split(
+              name, ec::cb_gemm_workspace_floats(m, n, k),
+              [&](float* ws, size_t floats) {
+                return ec::cb_gemm(dwt, dbias.p, n, dx.p, n, 1, dy.p, n, 1, kNone, nullptr, ws,
+                                   floats);
+              },
+              dy, want, 1e-5);
           if (n == 7) {  // linear form: x [n, k], y [n, m]
             std::vector<float> xt(x.size()), want_t(want.size());
             for (size_t c = 0; c < k; ++c)
@@ -506,9 +608,13 @@ int main() {
   test_dwconv();
   test_spmm();
   test_cb_gemm();
+  test_cb_conv();
   test_pool();
   test_elementwise();
   test_quant();
+  // The split-K path must have been taken (its plan depends on the multiprocessor count).
+  if (g_split_cases == 0) fail("no case ran split over K");
+  std::printf("split over K: %d of those cases\n", g_split_cases);
   std::printf("cuda kernels checked against scalar: %d cases, %d failures\n", g_cases, g_failures);
   return g_failures == 0 ? 0 : 1;
 }
