@@ -11,7 +11,7 @@ namespace edgefit {
 namespace cuda {
 namespace {
 
-constexpr int kBk = 16;
+using detail::kTileBk;
 
 template <int BM, int kEntries>
 detail::CodebookA<BM, kEntries> codebook_a(const cb_weights& w, size_t rows_per_group) {
@@ -24,16 +24,16 @@ template <class B>
 int launch_cb(const cb_weights& w, size_t rows, const B& b, const detail::StoreC& c, size_t N,
               size_t images, size_t groups, stream_t stream, float* ws, size_t ws_floats) {
   if (w.bits <= 7)
-    return detail::launch_tile_gemm<64, 64, kBk, 4, 4>(codebook_a<64, 128>(w, rows), b, c, rows, N,
-                                                       w.k, images, groups, stream, ws, ws_floats);
-  return detail::launch_tile_gemm<32, 64, kBk, 2, 4>(codebook_a<32, 256>(w, rows), b, c, rows, N,
-                                                     w.k, images, groups, stream, ws, ws_floats);
+    return detail::launch_tile_gemm<64, 64, kTileBk, 4, 4>(
+        codebook_a<64, 128>(w, rows), b, c, rows, N, w.k, images, groups, stream, ws, ws_floats);
+  return detail::launch_tile_gemm<32, 64, kTileBk, 2, 4>(
+      codebook_a<32, 256>(w, rows), b, c, rows, N, w.k, images, groups, stream, ws, ws_floats);
 }
 
 // Either tile shape's split plan fits in the larger of the two.
 size_t workspace_floats(size_t rows, size_t N, size_t K, size_t pairs) {
-  return std::max(detail::split_workspace_floats<64, 64, kBk>(rows, N, K, pairs),
-                  detail::split_workspace_floats<32, 64, kBk>(rows, N, K, pairs));
+  return std::max(detail::split_workspace_floats<64, 64, kTileBk>(rows, N, K, pairs),
+                  detail::split_workspace_floats<32, 64, kTileBk>(rows, N, K, pairs));
 }
 
 }  // namespace
@@ -62,7 +62,7 @@ int cb_conv2d(size_t n, size_t ci, size_t groups, const conv2d_geometry& g, cons
     return int(cudaErrorInvalidValue);
   const size_t cog = co / groups, P = g.ho * g.wo;
   const detail::StoreC c = detail::conv_store(y, co, groups, g, bias, mm);
-  return detail::with_conv_b<kBk>(x, ci, groups, g, [&](const auto& b) {
+  return detail::with_conv_b<kTileBk>(x, ci, groups, g, [&](const auto& b) {
     return launch_cb(w, cog, b, c, P, n, groups, stream, workspace, workspace_floats);
   });
 }

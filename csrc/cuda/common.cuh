@@ -17,8 +17,6 @@
 #define EDGEFIT_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
 #endif
 
-#include <algorithm>
-
 #include "cuda/cuda_kernels.h"
 
 namespace edgefit {

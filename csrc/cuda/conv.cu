@@ -6,7 +6,7 @@ namespace edgefit {
 namespace cuda {
 namespace {
 
-constexpr int kBk = 16;  // K slice depth of the tile kernel
+using detail::kTileBk;
 
 // One thread per column element; rows ordered like the weight's [channels, kh, kw].
 __global__ void im2col_kernel(conv2d_geometry g, size_t channels, const float* __restrict__ x,
@@ -36,17 +36,17 @@ int f32_conv2d(size_t n, size_t ci, size_t co, size_t groups, const conv2d_geome
     return int(cudaErrorInvalidValue);
   const detail::DenseA a{w, (long long)K, int(cog)};
   const detail::StoreC c = detail::conv_store(y, co, groups, g, bias, mm);
-  return detail::with_conv_b<kBk>(x, ci, groups, g, [&](const auto& b) {
-    return detail::launch_tile_gemm<64, 64, kBk, 4, 4>(a, b, c, cog, P, K, n, groups, stream,
-                                                       workspace, workspace_floats);
+  return detail::with_conv_b<kTileBk>(x, ci, groups, g, [&](const auto& b) {
+    return detail::launch_tile_gemm<64, 64, kTileBk, 4, 4>(a, b, c, cog, P, K, n, groups, stream,
+                                                           workspace, workspace_floats);
   });
 }
 
 size_t f32_conv2d_workspace_floats(size_t n, size_t ci, size_t co, size_t groups,
                                    const conv2d_geometry& g) {
   if (groups == 0 || ci % groups || co % groups) return 0;
-  return detail::split_workspace_floats<64, 64, kBk>(co / groups, g.ho * g.wo,
-                                                     ci / groups * g.kh * g.kw, n * groups);
+  return detail::split_workspace_floats<64, 64, kTileBk>(co / groups, g.ho * g.wo,
+                                                         ci / groups * g.kh * g.kw, n * groups);
 }
 
 int f32_im2col(const conv2d_geometry& g, size_t channels, const float* x, float* cols,

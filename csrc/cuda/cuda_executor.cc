@@ -103,16 +103,13 @@ const float* CudaRuntime::upload_weight_f32(const ValueDef& w) {
 }
 
 cb_weights CudaRuntime::upload_codebook(const ValueDef& w, size_t rows, size_t k) {
-  const CodebookView cv = codebook_view(w);
-  const size_t entries = size_t(1) << cv.bits;
-  return {rows,
-          k,
-          cv.bits,
-          cv.row_bytes,
-          static_cast<const uint8_t*>(upload(cv.packed, rows * cv.row_bytes)),
-          static_cast<const float*>(upload(cv.table, cv.groups * entries * sizeof(float))),
-          static_cast<const int32_t*>(upload(cv.group, rows * 4)),
-          static_cast<const float*>(upload(cv.row_scale, rows * 4))};
+  cb_weights d = codebook_weights(w, rows, k);  // host pointers into the artifact
+  const size_t table_floats = codebook_view(w).groups * (size_t(1) << d.bits);
+  d.packed = static_cast<const uint8_t*>(upload(d.packed, rows * d.row_bytes));
+  d.table = static_cast<const float*>(upload(d.table, table_floats * sizeof(float)));
+  d.group = static_cast<const int32_t*>(upload(d.group, rows * 4));
+  d.row_scale = static_cast<const float*>(upload(d.row_scale, rows * 4));
+  return d;
 }
 
 const float* CudaRuntime::upload_dense(uint32_t value, size_t numel, const char* what,

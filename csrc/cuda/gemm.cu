@@ -111,12 +111,12 @@ int f32_gemm(size_t m, size_t n, size_t k, const float* w, const float* bias, co
   const detail::DenseA a{w, (long long)k, int(m)};
   const detail::StridedB bb{b, (long long)ldb, 1, 0, 0};
   const detail::StoreC cc{c, (long long)ldc, 1, 0, 0, bias, int(m), mm};
-  return detail::launch_tile_gemm<64, 64, 16, 4, 4>(a, bb, cc, m, n, k, 1, 1, stream, workspace,
-                                                    workspace_floats);
+  return detail::launch_tile_gemm<64, 64, detail::kTileBk, 4, 4>(a, bb, cc, m, n, k, 1, 1, stream,
+                                                                 workspace, workspace_floats);
 }
 
 size_t f32_gemm_workspace_floats(size_t m, size_t n, size_t k) {
-  return detail::split_workspace_floats<64, 64, 16>(m, n, k, 1);
+  return detail::split_workspace_floats<64, 64, detail::kTileBk>(m, n, k, 1);
 }
 
 int f16_gemm(size_t m, size_t n, size_t k, const uint16_t* w_f16, const float* bias, const float* b,

@@ -16,11 +16,15 @@
 // kernel sums the partials in a fixed order (deterministic) and applies bias and clamp.
 #pragma once
 
+#include <algorithm>
+
 #include "cuda/common.cuh"
 
 namespace edgefit {
 namespace cuda {
 namespace detail {
+
+constexpr int kTileBk = 16;  // K slice depth of every tile kernel instance
 
 // A = dense row-major weights; group g owns rows [g * m, (g + 1) * m).
 struct DenseA {
@@ -309,25 +313,38 @@ __global__ void split_reduce_kernel(const float* __restrict__ partial, int split
   }
 }
 
-// How many K chunks a problem of `blocks` output tiles gets: with fewer tiles than
-// multiprocessors, enough chunks for about two blocks per multiprocessor, each chunk at least
-// kMinSlices slices deep, at most kMaxSplits. 1 = no split.
+// How a problem's K is cut: `splits` chunks of `kchunk` (whole slices, none empty). With fewer
+// output tiles than multiprocessors, enough chunks for about two blocks per multiprocessor, each
+// at least kMinSlices slices deep, at most kMaxSplits; otherwise one chunk of all of K.
 constexpr size_t kMinSlices = 4, kMaxSplits = 64;
-inline unsigned split_count(size_t blocks, size_t K, int BK) {
+struct SplitPlan {
+  unsigned splits;
+  int kchunk;
+};
+inline SplitPlan split_plan(size_t blocks, size_t pairs, size_t K, int BK, bool allowed = true) {
+  const size_t slices = std::max<size_t>((K + BK - 1) / BK, 1);
+  size_t s = 1;
   const size_t sms = size_t(multiprocessor_count());
-  if (blocks == 0 || blocks >= sms) return 1;
-  const size_t by_grid = (2 * sms + blocks - 1) / blocks, by_depth = (K + BK - 1) / BK / kMinSlices;
-  const size_t s = std::min(std::min(by_grid, by_depth), kMaxSplits);
-  return s < 2 ? 1 : unsigned(s);
+  if (allowed && blocks != 0 && blocks < sms) {
+    const size_t by_grid = (2 * sms + blocks - 1) / blocks, by_depth = slices / kMinSlices;
+    s = std::min(std::min(by_grid, by_depth), std::min(kMaxSplits, size_t(65535) / pairs));
+    s = std::max<size_t>(s, 1);
+  }
+  const size_t per = (slices + s - 1) / s;  // slices per chunk; recount so that none is empty
+  return {unsigned((slices + per - 1) / per), int(per * BK)};
+}
+
+template <int BM, int BN>
+size_t tile_count(size_t M, size_t N, size_t pairs) {
+  return ((N + BN - 1) / BN) * ((M + BM - 1) / BM) * pairs;
 }
 
 // Workspace floats the split plan of an M x N x K problem over `pairs` (image, group) pairs
 // needs (0 when it runs unsplit).
 template <int BM, int BN, int BK>
 size_t split_workspace_floats(size_t M, size_t N, size_t K, size_t pairs) {
-  const size_t blocks = ((N + BN - 1) / BN) * ((M + BM - 1) / BM) * pairs;
-  const unsigned s = split_count(blocks, K, BK);
-  return s > 1 ? s * pairs * M * N : 0;
+  const SplitPlan plan = split_plan(tile_count<BM, BN>(M, N, pairs), pairs, K, BK);
+  return plan.splits > 1 ? plan.splits * pairs * M * N : 0;
 }
 
 // Launches the tile kernel over an M x N problem for `images` x `groups` (image, group) pairs,
@@ -341,24 +358,20 @@ int launch_tile_gemm(const A& a, const B& b, const StoreC& c, size_t M, size_t N
   if (M > (size_t(1) << 30) || N > (size_t(1) << 30) || K > (size_t(1) << 30) || pairs > 65535 ||
       (M + BM - 1) / BM > kMaxGridY)
     return int(cudaErrorInvalidValue);
-  const size_t blocks = size_t(ceil_div_u(N, BN)) * ceil_div_u(M, BM) * pairs;
-  unsigned splits = split_count(blocks, K, BK);
-  if (workspace == nullptr || workspace_floats < splits * pairs * M * N || splits * pairs > 65535)
-    splits = 1;
-  // Chunks are whole slices; recount so that none is empty.
-  const size_t slices = (K + BK - 1) / BK, per = (slices + splits - 1) / splits;
-  const int kchunk = int(per * BK);
-  splits = unsigned(K == 0 ? 1 : (K + kchunk - 1) / kchunk);
-  const dim3 grid(ceil_div_u(N, BN), ceil_div_u(M, BM), unsigned(pairs * splits));
-  float* partial = splits > 1 ? workspace : nullptr;
+  const size_t blocks = tile_count<BM, BN>(M, N, pairs);
+  SplitPlan plan = split_plan(blocks, pairs, K, BK);
+  if (plan.splits > 1 && (workspace == nullptr || workspace_floats < plan.splits * pairs * M * N))
+    plan = split_plan(blocks, pairs, K, BK, /*allowed=*/false);
+  const dim3 grid(ceil_div_u(N, BN), ceil_div_u(M, BM), unsigned(pairs * plan.splits));
+  float* partial = plan.splits > 1 ? workspace : nullptr;
   EDGEFIT_LAUNCH(grid, (BM / TM) * (BN / TN), 0, stream,
                  tile_gemm_kernel<BM, BN, BK, TM, TN, A, B>)(
-      a, b, c, int(M), int(N), int(K), int(groups), int(pairs), kchunk == 0 ? BK : kchunk, partial);
+      a, b, c, int(M), int(N), int(K), int(groups), int(pairs), plan.kchunk, partial);
   if (partial == nullptr) return launched();
   const int e = launched();
   if (e != 0) return e;
   EDGEFIT_LAUNCH(blocks_for(pairs * M * N, 256), 256, 0, stream, split_reduce_kernel<StoreC>)(
-      partial, int(splits), int(pairs), int(M), int(N), int(groups), c);
+      partial, int(plan.splits), int(pairs), int(M), int(N), int(groups), c);
   return launched();
 }
 

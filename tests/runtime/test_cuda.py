@@ -258,7 +258,7 @@ def _single_op_graphs(h) -> list[tuple]:
 
 
 def _run_model(
-    runner: Path, graph: Graph, feeds: dict[str, np.ndarray], d: Path
+    runner: Path, graph: Graph, feeds: dict[str, np.ndarray], d: Path, options: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess:
     d.mkdir(parents=True)
     write_artifact(graph, d / "m.efm")
@@ -267,7 +267,7 @@ def _run_model(
         np.save(d / f"in{i}.npy", feeds[name])
         paths.append(str(d / f"in{i}.npy"))
     return subprocess.run(
-        [str(runner), str(d / "m.efm"), str(d), *paths],
+        [str(runner), *options, str(d / "m.efm"), str(d), *paths],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 
@@ -299,6 +299,23 @@ def _check_runtime(runner: Path, tmp_path: Path, h) -> None:
 def test_cuda_runtime_matches_the_reference_on_the_cpu_simulation(sim_build, tmp_path, h):
     """Weights uploaded once, activations kept on the device, one stream: CudaRuntime on the simulation."""
     _check_runtime(sim_build / "edgefit_cuda_sim_run", tmp_path, h)
+
+
+def test_cuda_runner_profiles_every_node_on_the_cpu_simulation(sim_build, tmp_path):
+    """`edgefit_cuda_run --profile N`: a device time for every node (CUDA events), the whole-run
+    median, outputs still right; a count that is not a positive integer is refused."""
+    graph, feeds = _model_graph()
+    runner = sim_build / "edgefit_cuda_sim_run"
+    run = _run_model(runner, graph, feeds, tmp_path / "ok", ("--profile", "2"))
+    assert run.returncode == 0, run.stderr
+    timed = re.findall(r"^(\S+)\s+\S+\s+.*?\s(\d+\.\d) us$", run.stdout, re.M)
+    assert [name for name, _ in timed] == [n.name for n in graph.nodes], run.stdout
+    assert sum(float(us) for _, us in timed) > 0.0
+    assert re.search(r"whole run median \d+\.\d+ ms over 2 runs", run.stdout), run.stdout
+    want = reference.run(graph, feeds)[graph.outputs[0]]
+    assert np.abs(np.load(tmp_path / "ok" / "0.npy") - want).max() <= 1e-5 * np.abs(want).max()
+    bad = _run_model(runner, graph, feeds, tmp_path / "bad", ("--profile", "two"))
+    assert bad.returncode == 2 and "--profile takes a run count" in bad.stderr, bad.stderr
 
 
 def test_cuda_runtime_matches_the_reference_on_a_gpu(cuda_build, tmp_path, h):

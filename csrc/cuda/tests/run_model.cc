@@ -14,13 +14,18 @@
 #include "runner/npy.h"
 
 int main(int argc, char** argv) {
-  int profile = 0;
+  long profile = 0;
   if (argc >= 3 && std::string(argv[1]) == "--profile") {
-    profile = std::atoi(argv[2]);
+    char* end = nullptr;
+    profile = std::strtol(argv[2], &end, 10);
+    if (*end != '\0' || profile < 1 || profile > 1000000) {
+      std::fprintf(stderr, "--profile takes a run count from 1 to 1000000, not '%s'\n", argv[2]);
+      return 2;
+    }
     argv += 2;
     argc -= 2;
   }
-  if (argc < 3 || profile < 0) {
+  if (argc < 3) {
     std::fprintf(stderr, "usage: %s [--profile N] MODEL.efm OUT_DIR [INPUT.npy ...]\n", argv[0]);
     return 2;
   }
@@ -52,7 +57,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < outs.size(); ++i)
       edgefit::write_npy(std::string(argv[2]) + "/" + std::to_string(i) + ".npy", outs[i]);
     std::vector<double> ms(rt.nodes().size(), 0.0);
-    if (profile > 0) ms = rt.profile(in_ptrs, profile);
+    if (profile > 0) ms = rt.profile(in_ptrs, int(profile));
     for (size_t i = 0; i < rt.nodes().size(); ++i) {
       const auto& n = rt.nodes()[i];
       if (profile > 0)
@@ -65,7 +70,7 @@ int main(int argc, char** argv) {
       double sum = 0.0;
       for (double t : ms) sum += t;
       std::vector<double> runs;
-      for (int r = 0; r < profile; ++r) {
+      for (long r = 0; r < profile; ++r) {
         const auto t0 = std::chrono::steady_clock::now();
         rt.run(in_ptrs, out_ptrs);
         runs.push_back(
@@ -73,7 +78,7 @@ int main(int argc, char** argv) {
                 .count());
       }
       std::nth_element(runs.begin(), runs.begin() + runs.size() / 2, runs.end());
-      std::printf("sum of node means %.3f ms; whole run median %.3f ms over %d runs\n", sum,
+      std::printf("sum of node means %.3f ms; whole run median %.3f ms over %ld runs\n", sum,
                   runs[runs.size() / 2], profile);
     }
     std::printf("device bytes %zu\n", rt.device_bytes());

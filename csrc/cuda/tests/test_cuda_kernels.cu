@@ -351,6 +351,7 @@ void test_cb_conv() {
       {1, 16, 24, 1, 6, 6, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},  // 1x1
       {1, 64, 40, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  // late 3x3 layer: split over K
       {2, 32, 18, 2, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  // split, with batch and groups
+      {1, 8, 12, 1, 6, 5, 3, 3, 1, 1, 1, 0, 1, 0, 1, 1},   // 8-bit codes: the 32-row tiles
   };
   uint32_t bits = 2;
   for (const ConvCase& cc : cases) {
@@ -398,7 +399,7 @@ void test_cb_conv() {
                                ws, floats);
         },
         dy, want, 1e-5);
-    bits = bits % 8 + 1 < 2 ? 2 : bits % 8 + 1;  // 2, 3, ... 8, 2: every width
+    ++bits;  // 2, 3, ... 8: every width
   }
 }
 
