@@ -1340,8 +1340,11 @@ std::vector<size_t> Runtime::fuse_conv_depthwise() {
     while (rows < gb.ho && (rows * gb.sh + gb.kh) * row_floats * sizeof(float) <= kBandBytes)
       ++rows;
     const size_t cap = (rows - 1) * gb.sh + gb.kh;  // A rows a band buffer holds
-    const size_t buf_floats = cap * row_floats;
-    thread_bytes_ = std::max(thread_bytes_, (buf_floats + 16) * sizeof(float));
+    const size_t buf_floats = (cap * row_floats + 15) / 16 * 16;
+    // A padded input (an RGB stem's image) is padded by each task into a copy of its own, only
+    // the rows its bands read: no join before the bands, and no core reads rows the other wrote.
+    const size_t pad_floats = a->padded ? a->cp.ic * a->cp.hp * a->cp.wp : 0;
+    thread_bytes_ = std::max(thread_bytes_, (buf_floats + pad_floats + 16) * sizeof(float));
     ThreadPool* pool = pool_.get();
     const uint32_t xa = a->x, yb = b->y;
     steps_[i].fn = [=, this]() {
@@ -1350,22 +1353,28 @@ std::vector<size_t> Runtime::fuse_conv_depthwise() {
       const size_t groups = ceil_div(co, kNchwcBlock * kNchwcGroupBlocks);
       const size_t taps_b = gb.kh * gb.kw, pb = gb.ho * gb.wo;
       for (size_t img = 0; img < n; ++img) {
-        const float* x = f32(xa) + img * ci * ga.h * ga.w;
+        const float* image = f32(xa) + img * ci * ga.h * ga.w;
         float* y = f32(yb) + img * cb * pb;
-        if (a->padded) {
-          pool->parallel_for(
-              blocks_a, [&](size_t t) { f32_nchwc_pad(ga, t, t + 1, x, scratch_, a->in_block); });
-          x = scratch_;
-        }
         // Each task a contiguous run of output rows, band by band: the A rows two bands share
         // are moved to the buffer's front, not recomputed (only a task's first band computes
         // the rows it shares with the task before it).
         const size_t tasks = std::min(pool->threads(), gb.ho);
         pool->parallel_for(tasks, [&](size_t t) {
-          const size_t oy_end = (t + 1) * gb.ho / tasks;
-          float* buf = gemm_scratch(buf_floats);
+          const size_t oy_begin = t * gb.ho / tasks, oy_end = (t + 1) * gb.ho / tasks;
+          float* buf = gemm_scratch(buf_floats + pad_floats);
+          const float* x = image;
+          if (a->padded) {
+            // Padded input rows that the A rows of the task's bands read.
+            const size_t a0 = size_t(std::max<ptrdiff_t>(
+                             0, ptrdiff_t(oy_begin * gb.sh) - ptrdiff_t(gb.pt))),
+                         a1 = std::min(rows_in, (oy_end - 1) * gb.sh + gb.kh - gb.pt);
+            float* xpad = buf + buf_floats;
+            f32_nchwc_pad(ga, 0, blocks_a, image, xpad, a->in_block, a0 * ga.sh,
+                          (a1 - 1) * ga.sh + (ga.kh - 1) * ga.dh + 1);
+            x = xpad;
+          }
           ptrdiff_t h0 = 0, h1 = 0;  // A rows the buffer holds, from its first row
-          for (size_t oy = t * gb.ho / tasks; oy < oy_end; oy += rows) {
+          for (size_t oy = oy_begin; oy < oy_end; oy += rows) {
             const size_t oe = std::min(oy + rows, oy_end);
             const ptrdiff_t r0 = std::max<ptrdiff_t>(0, ptrdiff_t(oy * gb.sh) - ptrdiff_t(gb.pt));
             const ptrdiff_t r1 = std::min<ptrdiff_t>(

@@ -891,6 +891,7 @@ static void test_nchwc(Isa isa) {
       {16, 32, 6, 6, 3, 1, 0, 0},   // 3x3 without padding
       {48, 32, 6, 5, 3, 1, 1, 1},   // three passes over the pixels (partial sums in y)
       {32, 128, 4, 4, 3, 1, 1, 0},  // two full groups
+      {32, 96, 7, 5, 1, 1, 0, 0},   // 96 = 64 + 32: 12-pixel tiles (35 = 2 x 12 + 11)
   };
   for (const Case& cs : cases) {
     const conv2d_geometry g = square_conv(cs.h, cs.w, cs.k, cs.s, cs.pad);
@@ -1056,7 +1057,23 @@ static void test_nchwc_plain_input(Isa isa) {
     auto x = randv(rng, cs.ic * cs.h * cs.w), w = randv(rng, cs.oc * cs.ic * cs.k * cs.k);
     auto bias = randv(rng, cs.oc);
     const std::vector<float> want = naive_conv(g, cs.ic, cs.oc, x, w, bias, &mm);
-    check_nchwc_tiles(nc, prepare_nchwc_conv(g, cs.ic, cs.oc, 1, cs.pass, x, w), bias, want, &mm);
+    const NchwcConvCall call = prepare_nchwc_conv(g, cs.ic, cs.oc, 1, cs.pass, x, w);
+    check_nchwc_tiles(nc, call, bias, want, &mm);
+    // Padded rows in two overlapping ranges (each row-band task pads the rows it reads) put
+    // together the whole padded copy, and leave the rows outside a range alone.
+    if (call.xpad.empty()) continue;
+    std::vector<float> rows(call.xpad.size(), 5.0f);
+    const size_t hp = call.cp.hp, wp = call.cp.wp, mid = hp / 2;
+    f32_nchwc_pad(g, 0, cs.ic, x.data(), rows.data(), 1, 1, mid + 1);
+    for (size_t c = 0; c < cs.ic; ++c)
+      for (size_t r = 0; r < hp; ++r)
+        for (size_t j = 0; j < wp; ++j) {
+          const size_t i = (c * hp + r) * wp + j;
+          CHECK(r >= 1 && r <= mid ? rows[i] == call.xpad[i] : rows[i] == 5.0f);
+        }
+    f32_nchwc_pad(g, 0, cs.ic, x.data(), rows.data(), 1, 0, 1);
+    f32_nchwc_pad(g, 0, cs.ic, x.data(), rows.data(), 1, mid, hp);
+    CHECK(rows == call.xpad);
   }
 }
 

@@ -45,7 +45,7 @@ __attribute__((always_inline)) inline void block_taps(const float* xb, const siz
 #pragma GCC unroll 4
         for (size_t b = 0; b < OB; ++b) wv[b] = _mm512_loadu_ps(w + b * kC);
         w += OB * kC;
-#pragma GCC unroll 6
+#pragma GCC unroll 12
         for (size_t i = 0; i < P; ++i) {
           const __m512 v = _mm512_set1_ps(xt[o[i] + c]);
 #pragma GCC unroll 4
@@ -68,13 +68,13 @@ void tile(const float* x, const size_t* offs, size_t block_stride, size_t row_st
           size_t y_stride, bool first, bool last, const float* r, const f32_minmax* mm,
           const char* pf, size_t npf) {
   size_t o[P];
-#pragma GCC unroll 6
+#pragma GCC unroll 12
   for (size_t i = 0; i < P; ++i) o[i] = offs[i];
   __m512 acc[P][OB];
 #pragma GCC unroll 4
   for (size_t b = 0; b < OB; ++b) {
     const __m512 init = bias != nullptr ? _mm512_loadu_ps(bias + b * kC) : _mm512_setzero_ps();
-#pragma GCC unroll 6
+#pragma GCC unroll 12
     for (size_t i = 0; i < P; ++i)
       acc[i][b] = first ? init : _mm512_loadu_ps(y + b * y_stride + i * kC);
   }
@@ -88,7 +88,7 @@ void tile(const float* x, const size_t* offs, size_t block_stride, size_t row_st
   const __m512 lo = _mm512_set1_ps(mm->min), hi = _mm512_set1_ps(mm->max);
 #pragma GCC unroll 4
   for (size_t b = 0; b < OB; ++b)
-#pragma GCC unroll 6
+#pragma GCC unroll 12
     for (size_t i = 0; i < P; ++i) {
       __m512 v = acc[i][b];
       if (last && r != nullptr) v = _mm512_add_ps(v, _mm512_loadu_ps(r + b * y_stride + i * kC));
@@ -101,11 +101,23 @@ typedef void (*tile_fn)(const float*, const size_t*, size_t, size_t, size_t, siz
                         const float*, const float*, float*, size_t, bool, bool, const float*,
                         const f32_minmax*, const char*, size_t);
 
+// Tiles of 1 .. kWidePixels pixels for groups of <= 2 output blocks: 12 pixels x 2 blocks are
+// 24 accumulators, so each weight vector and the tile's setup and stores serve twice the FMAs
+// that 6 pixels would (an RGB stem's tile has only 27 input channels x taps to spread them over).
+constexpr size_t kWidePixels = 12;
+
+// Tiles of 1 .. sizeof...(P) pixels; wider entries stay null (6-pixel rows: OB > 2).
+template <size_t OB, size_t CB, size_t... P>
+constexpr std::array<tile_fn, kWidePixels> tile_row(std::index_sequence<P...>) {
+  return {tile<P + 1, OB, CB>...};
+}
 template <size_t OB, size_t CB>
-constexpr tile_fn kRow[6] = {tile<1, OB, CB>, tile<2, OB, CB>, tile<3, OB, CB>,
-                             tile<4, OB, CB>, tile<5, OB, CB>, tile<6, OB, CB>};
-constexpr const tile_fn* kBlockedTiles[4] = {kRow<1, kC>, kRow<2, kC>, kRow<3, kC>, kRow<4, kC>};
-constexpr const tile_fn* kPlainTiles[4] = {kRow<1, 1>, kRow<2, 1>, kRow<3, 1>, kRow<4, 1>};
+constexpr std::array<tile_fn, kWidePixels> kRow =
+    tile_row<OB, CB>(std::make_index_sequence<OB <= 2 ? kWidePixels : 6>());
+constexpr const tile_fn* kBlockedTiles[4] = {kRow<1, kC>.data(), kRow<2, kC>.data(),
+                                             kRow<3, kC>.data(), kRow<4, kC>.data()};
+constexpr const tile_fn* kPlainTiles[4] = {kRow<1, 1>.data(), kRow<2, 1>.data(), kRow<3, 1>.data(),
+                                           kRow<4, 1>.data()};
 
 }  // namespace
 
@@ -126,6 +138,7 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
   const float* bg = bias != nullptr ? bias + o0 : nullptr;
   const size_t block_stride = cp->hp * cp->wp * cb, row_stride = cp->wp * cb;
   const tile_fn* row = (cb == kC ? kBlockedTiles : kPlainTiles)[ob - 1];
+  const size_t tile_px = ob == 2 ? kWidePixels : 6;
   // The call that finishes a group brings the next group's weights into the cache while it
   // computes (a line per input channel of its tiles): they would otherwise stream from DRAM /
   // L3 through the next group's first tile, with nothing to overlap.
@@ -135,7 +148,7 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
   if (p1 == p && next_o0 < cp->oc) {
     pf = reinterpret_cast<const char*>(packed + next_o0 * cp->ic * taps);
     pf_left = f32_nchwc_group_width(cp->oc, group + 1) * cp->ic * taps * sizeof(float) / 64;
-    const size_t tiles = ceil_div(nib, cp->pass_blocks) * ceil_div(p1 - p0, 6);
+    const size_t tiles = ceil_div(nib, cp->pass_blocks) * ceil_div(p1 - p0, tile_px);
     pf_per_tile = ceil_div(pf_left, tiles);
   }
   // Channels of the last input block that are not known zeros (a padded tensor: layout.h).
@@ -145,8 +158,8 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
     const bool first = ib0 == 0 && !cp->continues, last = ib0 + nb == nib && !cp->open;
     const float* xb = x + ib0 * block_stride;
     const float* wb = w + ib0 * taps * cb * width;
-    for (size_t px = p0; px < p1; px += 6) {
-      const size_t n = std::min<size_t>(6, p1 - px);
+    for (size_t px = p0; px < p1; px += tile_px) {
+      const size_t n = std::min(tile_px, p1 - px);
       const float* r = cp->residual != nullptr ? cp->residual + o0 * p + px * kC : nullptr;
       // A tile issues one prefetch per input channel it reads (skipped zero channels: none).
       const size_t tile_cn = ib0 + nb == nib ? last_cn : cb;

@@ -28,14 +28,15 @@ bool f32_nchwc_needs_pad(const conv2d_geometry& g) {
 }
 
 void f32_nchwc_pad(const conv2d_geometry& g, size_t b0, size_t b1, const float* x, float* xpad,
-                   size_t in_block) {
+                   size_t in_block, size_t r0, size_t r1) {
   size_t hp = 0, wp = 0;
   f32_nchwc_padded(g, &hp, &wp);
   const size_t left = std::min(g.pl, wp), n = std::min(g.w, wp - left);
   const size_t c = in_block;
+  r1 = std::min(r1, hp);
   for (size_t b = b0; b < b1; ++b) {
-    float* dst = xpad + b * hp * wp * c;
-    for (size_t r = 0; r < hp; ++r, dst += wp * c) {
+    float* dst = xpad + (b * hp + r0) * wp * c;
+    for (size_t r = r0; r < r1; ++r, dst += wp * c) {
       if (r < g.pt || r - g.pt >= g.h) {
         std::memset(dst, 0, wp * c * sizeof(float));
         continue;
