@@ -1340,12 +1340,25 @@ std::vector<size_t> Runtime::fuse_conv_depthwise() {
     while (rows < gb.ho && (rows * gb.sh + gb.kh) * row_floats * sizeof(float) <= kBandBytes)
       ++rows;
     const size_t cap = (rows - 1) * gb.sh + gb.kh;  // A rows a band buffer holds
-    const size_t buf_floats = (cap * row_floats + 15) / 16 * 16;
-    // A padded input (an RGB stem's image) is padded by each task into a copy of its own, only
-    // the rows its bands read: no join before the bands, and no core reads rows the other wrote.
-    const size_t pad_floats = a->padded ? a->cp.ic * a->cp.hp * a->cp.wp : 0;
-    thread_bytes_ = std::max(thread_bytes_, (buf_floats + pad_floats + 16) * sizeof(float));
+    const size_t buf_floats = cap * row_floats;
+    thread_bytes_ = std::max(thread_bytes_, (buf_floats + 16) * sizeof(float));
     ThreadPool* pool = pool_.get();
+    // Each task a contiguous run of output rows, band by band. A padded input (an RGB stem's
+    // image) is padded by each task, only the rows its bands read, into a share of the scratch
+    // of its own: no join before the bands, and no core reads rows the other padded.
+    const size_t tasks = std::min(pool->threads(), gb.ho);
+    std::vector<size_t> pad_row0(tasks), pad_rows(tasks), pad_at(tasks);
+    size_t pad_floats = 0;
+    for (size_t t = 0; t < tasks && a->padded; ++t) {
+      const size_t oy0 = t * gb.ho / tasks, oy1 = (t + 1) * gb.ho / tasks;
+      const size_t a0 = oy0 * gb.sh > gb.pt ? oy0 * gb.sh - gb.pt : 0;  // A rows read
+      const size_t a1 = std::min(rows_in, (oy1 - 1) * gb.sh + gb.kh - gb.pt);
+      pad_row0[t] = a0 * ga.sh;
+      pad_rows[t] = (a1 - 1) * ga.sh + (ga.kh - 1) * ga.dh + 1 - pad_row0[t];
+      pad_at[t] = pad_floats;
+      pad_floats += a->cp.ic * pad_rows[t] * a->cp.wp;
+    }
+    scratch_bytes_ = std::max(scratch_bytes_, pad_floats * sizeof(float));
     const uint32_t xa = a->x, yb = b->y;
     steps_[i].fn = [=, this]() {
       const size_t n = a->n, ci = a->cp.ic, cb = b->cp.oc;
@@ -1355,23 +1368,21 @@ std::vector<size_t> Runtime::fuse_conv_depthwise() {
       for (size_t img = 0; img < n; ++img) {
         const float* image = f32(xa) + img * ci * ga.h * ga.w;
         float* y = f32(yb) + img * cb * pb;
-        // Each task a contiguous run of output rows, band by band: the A rows two bands share
-        // are moved to the buffer's front, not recomputed (only a task's first band computes
-        // the rows it shares with the task before it).
-        const size_t tasks = std::min(pool->threads(), gb.ho);
+        // The A rows two bands share are moved to the buffer's front, not recomputed (only a
+        // task's first band computes the rows it shares with the task before it).
         pool->parallel_for(tasks, [&](size_t t) {
           const size_t oy_begin = t * gb.ho / tasks, oy_end = (t + 1) * gb.ho / tasks;
-          float* buf = gemm_scratch(buf_floats + pad_floats);
+          float* buf = gemm_scratch(buf_floats);
           const float* x = image;
+          f32_nchwc_conv_params pa = a->cp;
+          pa.g.ho = cap;  // the buffer's block stride: cap rows
           if (a->padded) {
-            // Padded input rows that the A rows of the task's bands read.
-            const size_t a0 = size_t(std::max<ptrdiff_t>(
-                             0, ptrdiff_t(oy_begin * gb.sh) - ptrdiff_t(gb.pt))),
-                         a1 = std::min(rows_in, (oy_end - 1) * gb.sh + gb.kh - gb.pt);
-            float* xpad = buf + buf_floats;
-            f32_nchwc_pad(ga, 0, blocks_a, image, xpad, a->in_block, a0 * ga.sh,
-                          (a1 - 1) * ga.sh + (ga.kh - 1) * ga.dh + 1);
-            x = xpad;
+            const size_t r0 = pad_row0[t], nr = pad_rows[t];
+            f32_nchwc_pad(ga, 0, blocks_a, image, scratch_ + pad_at[t], a->in_block, r0, r0 + nr);
+            // Blocks nr rows apart; read through a pointer r0 rows before the share, so that
+            // the pixel offsets stay the whole padded image's.
+            pa.hp = nr;
+            x = scratch_ + pad_at[t] - r0 * a->cp.wp * a->in_block;
           }
           ptrdiff_t h0 = 0, h1 = 0;  // A rows the buffer holds, from its first row
           for (size_t oy = oy_begin; oy < oy_end; oy += rows) {
@@ -1389,8 +1400,6 @@ std::vector<size_t> Runtime::fuse_conv_depthwise() {
                                keep * cols * kNchwcBlock * sizeof(float));
                 }
             }
-            f32_nchwc_conv_params pa = a->cp;
-            pa.g.ho = cap;  // the buffer's block stride: cap rows
             pa.offs = a->cp.offs + size_t(r0) * cols;
             for (size_t grp = 0; grp < groups; ++grp)
               a->conv.fn(&pa, x, a->packed, a->bias, buf, grp, keep * cols, size_t(r1 - r0) * cols,

@@ -1059,21 +1059,19 @@ static void test_nchwc_plain_input(Isa isa) {
     const std::vector<float> want = naive_conv(g, cs.ic, cs.oc, x, w, bias, &mm);
     const NchwcConvCall call = prepare_nchwc_conv(g, cs.ic, cs.oc, 1, cs.pass, x, w);
     check_nchwc_tiles(nc, call, bias, want, &mm);
-    // Padded rows in two overlapping ranges (each row-band task pads the rows it reads) put
-    // together the whole padded copy, and leave the rows outside a range alone.
+    // Padded rows in two overlapping ranges (each row-band task pads the rows it reads), each
+    // into a buffer of just those rows per channel: every row as in the whole padded copy.
     if (call.xpad.empty()) continue;
-    std::vector<float> rows(call.xpad.size(), 5.0f);
     const size_t hp = call.cp.hp, wp = call.cp.wp, mid = hp / 2;
-    f32_nchwc_pad(g, 0, cs.ic, x.data(), rows.data(), 1, 1, mid + 1);
-    for (size_t c = 0; c < cs.ic; ++c)
-      for (size_t r = 0; r < hp; ++r)
-        for (size_t j = 0; j < wp; ++j) {
-          const size_t i = (c * hp + r) * wp + j;
-          CHECK(r >= 1 && r <= mid ? rows[i] == call.xpad[i] : rows[i] == 5.0f);
-        }
-    f32_nchwc_pad(g, 0, cs.ic, x.data(), rows.data(), 1, 0, 1);
-    f32_nchwc_pad(g, 0, cs.ic, x.data(), rows.data(), 1, mid, hp);
-    CHECK(rows == call.xpad);
+    for (const auto& [r0, r1] : {std::pair<size_t, size_t>{0, mid + 1}, {mid, hp}}) {
+      std::vector<float> rows(cs.ic * (r1 - r0) * wp + 1, 5.0f);
+      f32_nchwc_pad(g, 0, cs.ic, x.data(), rows.data(), 1, r0, r1);
+      CHECK(rows.back() == 5.0f);  // nothing written past the rows asked for
+      for (size_t c = 0; c < cs.ic; ++c)
+        for (size_t r = r0; r < r1; ++r)
+          for (size_t j = 0; j < wp; ++j)
+            CHECK(rows[(c * (r1 - r0) + r - r0) * wp + j] == call.xpad[(c * hp + r) * wp + j]);
+    }
   }
 }
 

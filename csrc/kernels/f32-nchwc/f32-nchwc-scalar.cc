@@ -34,8 +34,9 @@ void f32_nchwc_pad(const conv2d_geometry& g, size_t b0, size_t b1, const float* 
   const size_t left = std::min(g.pl, wp), n = std::min(g.w, wp - left);
   const size_t c = in_block;
   r1 = std::min(r1, hp);
+  const size_t rows = r1 > r0 ? r1 - r0 : 0;
   for (size_t b = b0; b < b1; ++b) {
-    float* dst = xpad + (b * hp + r0) * wp * c;
+    float* dst = xpad + b * rows * wp * c;
     for (size_t r = r0; r < r1; ++r, dst += wp * c) {
       if (r < g.pt || r - g.pt >= g.h) {
         std::memset(dst, 0, wp * c * sizeof(float));

@@ -56,7 +56,8 @@ void f32_nchwc_padded(const conv2d_geometry& g, size_t* hp, size_t* wp);
 // Whether the convolution reads a padded copy (any padding) or its input in place.
 bool f32_nchwc_needs_pad(const conv2d_geometry& g);
 // Channel blocks [b0, b1) of x ([blocks][h][w][in_block]) into xpad ([blocks][hp][wp][in_block]),
-// zeros around (in_block 1: channel planes); only padded rows [r0, r1) of each block.
+// zeros around (in_block 1: channel planes). Only padded rows [r0, r1) of each block: xpad then
+// holds just those, [blocks][r1 - r0][wp][in_block] (a row-band task's share).
 void f32_nchwc_pad(const conv2d_geometry& g, size_t b0, size_t b1, const float* x, float* xpad,
                    size_t in_block = kNchwcBlock, size_t r0 = 0, size_t r1 = SIZE_MAX);
 // offs[p] = ((oy * sh) * wp + ox * sw) * in_block for output pixel p = oy * wo + ox.
