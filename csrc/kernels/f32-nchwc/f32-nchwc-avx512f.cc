@@ -101,19 +101,20 @@ typedef void (*tile_fn)(const float*, const size_t*, size_t, size_t, size_t, siz
                         const float*, const float*, float*, size_t, bool, bool, const float*,
                         const f32_minmax*, const char*, size_t);
 
-// Tiles of 1 .. kWidePixels pixels for groups of <= 2 output blocks: 12 pixels x 2 blocks are
-// 24 accumulators, so each weight vector and the tile's setup and stores serve twice the FMAs
-// that 6 pixels would (an RGB stem's tile has only 27 input channels x taps to spread them over).
+// Pixels per tile: 12 for groups of two output blocks (24 accumulators, as 6 x 4 has), so each
+// weight vector and the tile's setup and stores serve twice the FMAs that 6 pixels would
+// (csrc/README.md: 1.009x at 2 threads; one-block groups measured slower at 12).
 constexpr size_t kWidePixels = 12;
+constexpr size_t tile_pixels(size_t ob) { return ob == 2 ? kWidePixels : 6; }
 
-// Tiles of 1 .. sizeof...(P) pixels; wider entries stay null (6-pixel rows: OB > 2).
+// Tiles of 1 .. sizeof...(P) pixels; the entries past them stay null.
 template <size_t OB, size_t CB, size_t... P>
 constexpr std::array<tile_fn, kWidePixels> tile_row(std::index_sequence<P...>) {
   return {tile<P + 1, OB, CB>...};
 }
 template <size_t OB, size_t CB>
 constexpr std::array<tile_fn, kWidePixels> kRow =
-    tile_row<OB, CB>(std::make_index_sequence<OB <= 2 ? kWidePixels : 6>());
+    tile_row<OB, CB>(std::make_index_sequence<tile_pixels(OB)>());
 constexpr const tile_fn* kBlockedTiles[4] = {kRow<1, kC>.data(), kRow<2, kC>.data(),
                                              kRow<3, kC>.data(), kRow<4, kC>.data()};
 constexpr const tile_fn* kPlainTiles[4] = {kRow<1, 1>.data(), kRow<2, 1>.data(), kRow<3, 1>.data(),
@@ -138,7 +139,7 @@ void f32_nchwc_conv__avx512f(const f32_nchwc_conv_params* cp, const float* x, co
   const float* bg = bias != nullptr ? bias + o0 : nullptr;
   const size_t block_stride = cp->hp * cp->wp * cb, row_stride = cp->wp * cb;
   const tile_fn* row = (cb == kC ? kBlockedTiles : kPlainTiles)[ob - 1];
-  const size_t tile_px = ob == 2 ? kWidePixels : 6;
+  const size_t tile_px = tile_pixels(ob);
   // The call that finishes a group brings the next group's weights into the cache while it
   // computes (a line per input channel of its tiles): they would otherwise stream from DRAM /
   // L3 through the next group's first tile, with nothing to overlap.
