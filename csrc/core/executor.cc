@@ -1343,6 +1343,13 @@ std::vector<size_t> Runtime::fuse_conv_depthwise() {
     const size_t buf_floats = cap * row_floats;
     thread_bytes_ = std::max(thread_bytes_, (buf_floats + 16) * sizeof(float));
     ThreadPool* pool = pool_.get();
+    // A rows [r0, r1) that depthwise output rows [oy, oe) read, within the image.
+    auto a_rows = [gb, rows_in](size_t oy, size_t oe) {
+      return std::pair<ptrdiff_t, ptrdiff_t>{
+          std::max<ptrdiff_t>(0, ptrdiff_t(oy * gb.sh) - ptrdiff_t(gb.pt)),
+          std::min<ptrdiff_t>(ptrdiff_t(rows_in),
+                              ptrdiff_t((oe - 1) * gb.sh + gb.kh) - ptrdiff_t(gb.pt))};
+    };
     // Each task a contiguous run of output rows, band by band. A padded input (an RGB stem's
     // image) is padded by each task, only the rows its bands read, into a share of the scratch
     // of its own: no join before the bands, and no core reads rows the other padded.
@@ -1350,11 +1357,9 @@ std::vector<size_t> Runtime::fuse_conv_depthwise() {
     std::vector<size_t> pad_row0(tasks), pad_rows(tasks), pad_at(tasks);
     size_t pad_floats = 0;
     for (size_t t = 0; t < tasks && a->padded; ++t) {
-      const size_t oy0 = t * gb.ho / tasks, oy1 = (t + 1) * gb.ho / tasks;
-      const size_t a0 = oy0 * gb.sh > gb.pt ? oy0 * gb.sh - gb.pt : 0;  // A rows read
-      const size_t a1 = std::min(rows_in, (oy1 - 1) * gb.sh + gb.kh - gb.pt);
-      pad_row0[t] = a0 * ga.sh;
-      pad_rows[t] = (a1 - 1) * ga.sh + (ga.kh - 1) * ga.dh + 1 - pad_row0[t];
+      const auto [a0, a1] = a_rows(t * gb.ho / tasks, (t + 1) * gb.ho / tasks);
+      pad_row0[t] = size_t(a0) * ga.sh;  // the padded rows those A rows read
+      pad_rows[t] = size_t(a1 - 1) * ga.sh + (ga.kh - 1) * ga.dh + 1 - pad_row0[t];
       pad_at[t] = pad_floats;
       pad_floats += a->cp.ic * pad_rows[t] * a->cp.wp;
     }
@@ -1387,9 +1392,7 @@ std::vector<size_t> Runtime::fuse_conv_depthwise() {
           ptrdiff_t h0 = 0, h1 = 0;  // A rows the buffer holds, from its first row
           for (size_t oy = oy_begin; oy < oy_end; oy += rows) {
             const size_t oe = std::min(oy + rows, oy_end);
-            const ptrdiff_t r0 = std::max<ptrdiff_t>(0, ptrdiff_t(oy * gb.sh) - ptrdiff_t(gb.pt));
-            const ptrdiff_t r1 = std::min<ptrdiff_t>(
-                ptrdiff_t(rows_in), ptrdiff_t((oe - 1) * gb.sh + gb.kh) - ptrdiff_t(gb.pt));
+            const auto [r0, r1] = a_rows(oy, oe);
             size_t keep = 0;
             if (h0 <= r0 && r0 < h1) {
               keep = size_t(h1 - r0);
