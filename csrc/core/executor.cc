@@ -105,8 +105,9 @@ Runtime::Runtime(Model model, size_t threads, const std::string& isa) : model_(s
     if (kernels_.isa != Isa::kAvx512) isa_label_ += "+avx512";
   }
   if (kernels_.nchwc.conv.fn != nullptr) {
-    // Padding 24-channel regions pays at 2+ threads only (csrc/README.md).
-    if (threads > 1) pad_channels_to_blocks(model_, owned_);
+    // Padding 24-channel regions pays at every thread count now that their blocked pairs run in
+    // row bands (csrc/README.md).
+    pad_channels_to_blocks(model_, owned_);
     blocked_ = plan_nchwc(model_);
   }
   blocked_.resize(model_.values.size(), false);

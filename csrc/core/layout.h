@@ -30,8 +30,8 @@ std::vector<bool> plan_nchwc(Model& model);
 // node around them allows it: ungrouped convolutions with dense f32 weights (zero filters write
 // the extra channels, zero weights read them) and add / relu / relu6 / hardswish between such
 // tensors. plan_nchwc can then keep the whole region blocked. Graph inputs and outputs keep their
-// shapes, so results are unchanged; the padded weights live in `store`. Worth it only with 2+
-// threads (measured: csrc/README.md).
+// shapes, so results are unchanged; the padded weights live in `store` (measured at 1 and 2
+// threads: csrc/README.md).
 void pad_channels_to_blocks(Model& model, WeightStore& store);
 
 }  // namespace edgefit

@@ -372,17 +372,17 @@ def _padded_region_graph(h, consumer: str) -> tuple[Graph, dict[str, np.ndarray]
 
 @pytest.mark.parametrize("consumer", ["conv", "max_pool"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_24_channel_region_padded_to_blocks_at_two_threads(h, artifact, isa, consumer, threads):
-    """At 2+ threads a region of 24-channel tensors between convolutions is stored as 32 channels
-    (zero filters write the extra 8, zero weights read them, the last block's 8 are skipped), so
-    it runs blocked without reorders; at 1 thread, or where another op reads it, it stays NCHW.
-    Results equal the reference either way."""
+def test_24_channel_region_padded_to_blocks(h, artifact, isa, consumer, threads):
+    """A region of 24-channel tensors between convolutions is stored as 32 channels (zero filters
+    write the extra 8, zero weights read them, the last block's 8 are skipped), so it runs blocked
+    without reorders, at any thread count; where another op reads it, it stays NCHW. Results
+    equal the reference either way."""
     graph, feeds = _padded_region_graph(h, consumer)
     s = Session(artifact(graph), threads=threads, isa=isa)
     assert h.rel_err(s.run(feeds)["g"], reference.run(graph, feeds)["g"]) <= 2e-5
     if isa != "avx512":
         return
-    padded = threads > 1 and consumer == "conv"
+    padded = consumer == "conv"
     assert ("nchwc" in s.kernel_of("q")) == padded
     if padded:  # the whole graph blocked: one reorder, of the input
         assert all("nchwc" in s.kernel_of(name) for name in ("p", "q", "e"))
@@ -391,8 +391,8 @@ def test_24_channel_region_padded_to_blocks_at_two_threads(h, artifact, isa, con
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_mobilenet_v2_whole_model_matches_pytorch(h, isa, threads, tmp_path):
-    """The zoo's MobileNetV2 end to end through the native runtime, against PyTorch: at 2 threads
-    (on AVX-512) its 24-channel tensors are padded and the whole network runs blocked."""
+    """The zoo's MobileNetV2 end to end through the native runtime, against PyTorch: on AVX-512
+    its 24-channel tensors are padded and the whole network runs blocked, at 1 and 2 threads."""
     import torch
 
     from edgefit import models
@@ -411,5 +411,4 @@ def test_mobilenet_v2_whole_model_matches_pytorch(h, isa, threads, tmp_path):
     assert h.rel_err(got, want) <= 1e-4
     assert got.argmax() == want.argmax()
     if isa == "avx512":
-        blocked = "nchwc" in s.kernel_of("features.3.conv.2")
-        assert blocked == (threads > 1)
+        assert "nchwc" in s.kernel_of("features.3.conv.2")
