@@ -64,7 +64,65 @@ struct BlockedConvPlan {
   uint32_t x = 0, y = 0;  // input / output values
 };
 
+// What fuse_spmm_depthwise needs of an NCHW block-sparse 1x1 convolution (one group, stride 1,
+// no padding, no hardswish pass), ...
+struct SparseConvPlan {
+  BsrView sp;
+  Kernel<f32_spmm_ukernel_fn> kern;
+  const float* bias = nullptr;
+  f32_minmax mm;
+  size_t n = 0, ci = 0, co = 0, pixels = 0;
+  uint32_t x = 0, y = 0;
+};
+
+// ... and of the NCHW depthwise layer after it (no hardswish pass).
+struct ChwDwPlan {
+  Kernel<f32_dwconv_chw_ukernel_fn> kern;
+  const float* weights = nullptr;  // [c][kh][kw]
+  const float* bias = nullptr;
+  f32_dwconv_params prm;
+  size_t c = 0, h = 0, w = 0, ho = 0, wo = 0, pt = 0, pl = 0;
+  uint32_t x = 0, y = 0;
+};
+
 namespace {
+
+// Output rows [oy_begin, oy_end) band by band of `rows`, for a fused pair whose first layer
+// writes each band's input rows [r0, r1) (in_rows(oy, oe)) into buf: `planes` planes
+// `plane_floats` apart, rows of `row_floats`. The rows a band shares with the one before are
+// moved to the planes' fronts, not recomputed; band(oy, oe, r0, r1, keep) computes the rest (input
+// rows after the first `keep`) and the band's output.
+template <class InRows, class Band>
+void walk_bands(size_t oy_begin, size_t oy_end, size_t rows, const InRows& in_rows, float* buf,
+                size_t planes, size_t plane_floats, size_t row_floats, const Band& band) {
+  ptrdiff_t h0 = 0, h1 = 0;  // input rows the buffer holds, from its first row
+  for (size_t oy = oy_begin; oy < oy_end; oy += rows) {
+    const size_t oe = std::min(oy + rows, oy_end);
+    const auto [r0, r1] = in_rows(oy, oe);
+    size_t keep = 0;
+    if (h0 <= r0 && r0 < h1) {
+      keep = size_t(std::min(h1, r1) - r0);
+      if (r0 > h0)
+        for (size_t pl = 0; pl < planes; ++pl) {
+          float* plane = buf + pl * plane_floats;
+          std::memmove(plane, plane + size_t(r0 - h0) * row_floats,
+                       keep * row_floats * sizeof(float));
+        }
+    }
+    band(oy, oe, r0, r1, keep);
+    h0 = r0;
+    h1 = r1;
+  }
+}
+
+// How many node inputs read each value; a model output counts as two readers (never fused away).
+std::vector<int> value_uses(const Model& model) {
+  std::vector<int> uses(model.values.size(), 0);
+  for (const NodeDef& n : model.nodes)
+    for (uint32_t v : n.inputs) ++uses[v];
+  for (uint32_t o : model.outputs) uses[o] += 2;
+  return uses;
+}
 
 size_t blocked_scratch_bytes(const f32_gemm_blocking& bl) {
   return (f32_gemm_blocked_scratch(bl) + 16) * sizeof(float);
@@ -155,7 +213,8 @@ void Runtime::prepare() {
     return v;
   };
   for (size_t i = 0; i < model_.nodes.size(); ++i) prepare_node(i);
-  const std::vector<size_t> fused_pairs = fuse_conv_depthwise();
+  std::vector<size_t> fused_pairs = fuse_conv_depthwise();
+  for (size_t i : fuse_spmm_depthwise()) fused_pairs.push_back(i);
   owned_.seal();                       // every weight is packed by now
   std::vector<bool> fused(nv, false);  // values no longer stored: a band buffer holds them
   for (size_t i : fused_pairs) fused[model_.nodes[i].outputs[0]] = true;
@@ -640,6 +699,9 @@ void Runtime::prepare_node(size_t index) {
       }
       step.stats.kernel = kern.name;
       const size_t pt = size_t(pad[0]), pl = size_t(pad[1]);
+      if (!hswish)
+        step.chw_dw = std::make_shared<ChwDwPlan>(
+            ChwDwPlan{kern, wd, bias, prm, Co, H, W, Ho, Wo, pt, pl, xi, yi});
       // Channels per task: ~8 tasks per thread (balance) and >= ~16K outputs per task, so that
       // a layer of many small channels (7x7 x 960) does not pay one dispatch per channel.
       const size_t channels = N * Co, threads = pool->threads();
@@ -821,6 +883,9 @@ void Runtime::prepare_node(size_t index) {
         const size_t pchunks = ceil_div(P, pc);
         const size_t rsplit = threads > 1 && !by_pixels ? std::min(brows, 2 * threads) : 1;
         const size_t rc = ceil_div(brows, rsplit);
+        if (direct && G == 1 && !hswish)
+          step.sparse = std::make_shared<SparseConvPlan>(
+              SparseConvPlan{sp, kern, bias, mm, N, Ci, Co, P, xi, yi});
         step.fn = [=, this]() {
           each_group(f32(xi), f32(yi), [&](const float* B, float* C, size_t g) {
             pool->parallel_for(pchunks * rsplit, [&](size_t t) {
@@ -1316,13 +1381,16 @@ void Runtime::prepare_node(size_t index) {
 
 // ---- conv -> depthwise fusion ------------------------------------------------------------------
 
+void Runtime::mark_fused_pair(size_t i, const char* second_kernel) {
+  steps_[i].stats.kernel += std::string(" -> ") + second_kernel + " (row bands)";
+  steps_[i + 1].fn = [] {};
+  steps_[i + 1].stats.kernel = "fused into " + steps_[i].stats.name;
+}
+
 std::vector<size_t> Runtime::fuse_conv_depthwise() {
   std::vector<size_t> fused;
   if (steps_.size() != model_.nodes.size()) return fused;  // one step per node, in order
-  std::vector<int> uses(model_.values.size(), 0);
-  for (const NodeDef& n : model_.nodes)
-    for (uint32_t v : n.inputs) ++uses[v];
-  for (uint32_t o : model_.outputs) uses[o] += 2;
+  const std::vector<int> uses = value_uses(model_);
   // Pairs whose intermediate (per image) is at least half an L2 (measured, csrc/README.md: at
   // 14x14 and 7x7, where the 1x1's weights outweigh its output, bands made both layers slower),
   // in bands whose rows of it fill at most another half.
@@ -1390,41 +1458,99 @@ std::vector<size_t> Runtime::fuse_conv_depthwise() {
             pa.hp = nr;
             x = scratch_ + pad_at[t] - r0 * a->cp.wp * a->in_block;
           }
-          ptrdiff_t h0 = 0, h1 = 0;  // A rows the buffer holds, from its first row
-          for (size_t oy = oy_begin; oy < oy_end; oy += rows) {
-            const size_t oe = std::min(oy + rows, oy_end);
-            const auto [r0, r1] = a_rows(oy, oe);
-            size_t keep = 0;
-            if (h0 <= r0 && r0 < h1) {
-              keep = size_t(h1 - r0);
-              if (r0 > h0)
-                for (size_t blk = 0; blk < co / kNchwcBlock; ++blk) {
-                  float* rowp = buf + blk * cap * cols * kNchwcBlock;
-                  std::memmove(rowp, rowp + size_t(r0 - h0) * cols * kNchwcBlock,
-                               keep * cols * kNchwcBlock * sizeof(float));
-                }
-            }
+          const size_t blk_floats = cap * cols * kNchwcBlock, row_floats = cols * kNchwcBlock;
+          auto band = [&](size_t oy, size_t oe, ptrdiff_t r0, ptrdiff_t r1, size_t keep) {
             pa.offs = a->cp.offs + size_t(r0) * cols;
             for (size_t grp = 0; grp < groups; ++grp)
               a->conv.fn(&pa, x, a->packed, a->bias, buf, grp, keep * cols, size_t(r1 - r0) * cols,
                          &a->mm);
-            h0 = r0;
-            h1 = r1;
             // The depthwise layer reads rows [r0, r1) through a pointer r0 rows before the
             // buffer's start, so that its row arithmetic stays the image's.
             for (size_t blk = 0; blk < blocks_b; ++blk)
-              b->dwconv.fn(&b->cp,
-                           buf + blk * cap * cols * kNchwcBlock - size_t(r0) * cols * kNchwcBlock,
+              b->dwconv.fn(&b->cp, buf + blk * blk_floats - size_t(r0) * row_floats,
                            b->packed + blk * taps_b * kNchwcBlock,
                            b->bias != nullptr ? b->bias + blk * kNchwcBlock : nullptr,
                            y + blk * pb * kNchwcBlock, 0, 1, oy * gb.wo, oe * gb.wo, &b->mm);
-          }
+          };
+          walk_bands(oy_begin, oy_end, rows, a_rows, buf, co / kNchwcBlock, blk_floats, row_floats,
+                     band);
         });
       }
     };
-    steps_[i].stats.kernel += std::string(" -> ") + b->dwconv.name + " (row bands)";
-    steps_[i + 1].fn = [] {};
-    steps_[i + 1].stats.kernel = "fused into " + steps_[i].stats.name;
+    mark_fused_pair(i, b->dwconv.name);
+    fused.push_back(i);
+    ++i;
+  }
+  return fused;
+}
+
+// ---- NCHW block-sparse 1x1 -> depthwise fusion -------------------------------------------------
+
+std::vector<size_t> Runtime::fuse_spmm_depthwise() {
+  std::vector<size_t> fused;
+  if (steps_.size() != model_.nodes.size()) return fused;
+  const std::vector<int> uses = value_uses(model_);
+  // Only intermediates larger than both cores' L2 caches together (sparse MobileNetV2's
+  // features.2: 4.8 MB), which otherwise go to L3 / DRAM and back; bands of at most half an L2.
+  // Down to half an L2 (features.3-7's 0.6-1.8 MB too) measured 1.05x slower overall: the bands'
+  // short SpMM runs and per-channel depthwise calls cost more than storing the intermediate
+  // (csrc/README.md).
+  constexpr size_t kMinBytes = size_t(2) << 20, kBandBytes = size_t(512) << 10;
+  for (size_t i = 0; i + 1 < steps_.size(); ++i) {
+    const std::shared_ptr<const SparseConvPlan> a = steps_[i].sparse;
+    const std::shared_ptr<const ChwDwPlan> b = steps_[i + 1].chw_dw;
+    if (!a || !b || b->x != a->y || uses[a->y] != 1 || a->co != b->c) continue;
+    if (a->co * a->pixels * sizeof(float) < kMinBytes || a->pixels != b->h * b->w) continue;
+    const f32_dwconv_params& prm = b->prm;
+    const size_t cols = b->w, row_floats = a->co * cols;
+    size_t rows = 1;  // output rows per band
+    while (rows < b->ho && (rows * prm.sh + prm.kh) * row_floats * sizeof(float) <= kBandBytes)
+      ++rows;
+    const size_t cap = (rows - 1) * prm.sh + (prm.kh - 1) * prm.dh + 1;  // input rows a band holds
+    const size_t buf_floats = cap * row_floats;
+    thread_bytes_ = std::max(thread_bytes_, (buf_floats + 16) * sizeof(float));
+    // Input rows [r0, r1) that output rows [oy, oe) read, within the image.
+    auto in_rows = [b](size_t oy, size_t oe) {
+      const ptrdiff_t sh = ptrdiff_t(b->prm.sh), pt = ptrdiff_t(b->pt);
+      const ptrdiff_t reach = ptrdiff_t((b->prm.kh - 1) * b->prm.dh) + 1;
+      return std::pair<ptrdiff_t, ptrdiff_t>{
+          std::max<ptrdiff_t>(0, ptrdiff_t(oy) * sh - pt),
+          std::min<ptrdiff_t>(ptrdiff_t(b->h), (ptrdiff_t(oe) - 1) * sh - pt + reach)};
+    };
+    ThreadPool* pool = pool_.get();
+    const size_t tasks = std::min(pool->threads(), b->ho);
+    const size_t brows = a->co / a->sp.block;
+    steps_[i].fn = [=, this]() {
+      const size_t plane_in = a->pixels, plane_out = b->ho * b->wo;
+      for (size_t img = 0; img < a->n; ++img) {
+        const float* x = f32(a->x) + img * a->ci * plane_in;
+        float* y = f32(b->y) + img * b->c * plane_out;
+        // Each task a contiguous run of output rows, band by band; the input rows two bands
+        // share are moved to the buffer's front, not recomputed.
+        pool->parallel_for(tasks, [&](size_t t) {
+          const size_t oy_begin = t * b->ho / tasks, oy_end = (t + 1) * b->ho / tasks;
+          float* buf = gemm_scratch(buf_floats);
+          auto band = [&](size_t oy, size_t oe, ptrdiff_t r0, ptrdiff_t r1, size_t keep) {
+            const size_t fresh = size_t(r1 - r0) - keep;
+            if (fresh > 0)
+              a->kern.fn(fresh * cols, brows, a->sp.row_ptr, a->sp.col_idx, a->sp.values, a->bias,
+                         x + (size_t(r0) + keep) * cols, plane_in, buf + keep * cols, cap * cols,
+                         &a->mm);
+            // The band's planes are cap rows apart: one call per channel, each reading its
+            // rows [r0, r1) as an image whose top padding is what remains of the layer's.
+            const size_t pad_top =
+                size_t(std::max<ptrdiff_t>(0, ptrdiff_t(b->pt) - ptrdiff_t(oy * prm.sh)));
+            for (size_t ch = 0; ch < b->c; ++ch)
+              b->kern.fn(1, size_t(r1 - r0), cols, buf + ch * cap * cols, pad_top, b->pl, oe - oy,
+                         b->wo, b->weights + ch * prm.kh * prm.kw,
+                         b->bias != nullptr ? b->bias + ch : nullptr,
+                         y + ch * plane_out + oy * b->wo, &prm);
+          };
+          walk_bands(oy_begin, oy_end, rows, in_rows, buf, a->co, cap * cols, cols, band);
+        });
+      }
+    };
+    mark_fused_pair(i, b->kern.name);
     fused.push_back(i);
     ++i;
   }

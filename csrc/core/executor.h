@@ -18,6 +18,8 @@
 namespace edgefit {
 
 struct BlockedConvPlan;  // executor.cc
+struct SparseConvPlan;   // executor.cc
+struct ChwDwPlan;        // executor.cc
 
 struct NodeStats {
   std::string name, op, kernel;
@@ -61,12 +63,20 @@ class Runtime {
     std::function<void()> fn;
     // Set by a blocked convolution that may run fused with its neighbour (executor.cc).
     std::shared_ptr<const BlockedConvPlan> blocked;
+    // Set by an NCHW block-sparse 1x1 convolution / depthwise layer that may run fused.
+    std::shared_ptr<const SparseConvPlan> sparse;
+    std::shared_ptr<const ChwDwPlan> chw_dw;
   };
   void prepare();
   void prepare_node(size_t index);
   // Runs each blocked convolution and the depthwise layer that alone reads its output row band
   // by row band as one step (executor.cc); returns the pairs' first node indices.
   std::vector<size_t> fuse_conv_depthwise();
+  // Likewise each NCHW block-sparse 1x1 convolution and the depthwise layer that alone reads its
+  // (large) output; returns the pairs' first node indices.
+  std::vector<size_t> fuse_spmm_depthwise();
+  // Step i now runs steps i and i + 1 (its kernel name tells both); step i + 1 does nothing.
+  void mark_fused_pair(size_t i, const char* second_kernel);
   float* f32(uint32_t v) const { return static_cast<float*>(bufs_[v]); }
   void* buf(uint32_t v) const { return bufs_[v]; }
 
