@@ -115,6 +115,25 @@ void walk_bands(size_t oy_begin, size_t oy_end, size_t rows, const InRows& in_ro
   }
 }
 
+// A fused pair's bands, for a depthwise layer of stride sh whose window spans `reach` input rows
+// ((kh - 1) * dh + 1): output rows per band (as many as keep a band's input rows of `row_bytes`
+// within `budget`) and the input rows a band buffer holds.
+struct BandShape {
+  size_t rows, cap;
+};
+BandShape band_shape(size_t ho, size_t sh, size_t reach, size_t row_bytes, size_t budget) {
+  size_t rows = 1;
+  while (rows < ho && (rows * sh + reach) * row_bytes <= budget) ++rows;
+  return {rows, (rows - 1) * sh + reach};
+}
+
+// The input rows [r0, r1) that output rows [oy, oe) of such a layer read, within its h rows.
+std::pair<ptrdiff_t, ptrdiff_t> band_input_rows(size_t oy, size_t oe, size_t sh, size_t pt,
+                                                size_t reach, size_t h) {
+  return {std::max<ptrdiff_t>(0, ptrdiff_t(oy * sh) - ptrdiff_t(pt)),
+          std::min<ptrdiff_t>(ptrdiff_t(h), ptrdiff_t((oe - 1) * sh + reach) - ptrdiff_t(pt))};
+}
+
 // How many node inputs read each value; a model output counts as two readers (never fused away).
 std::vector<int> value_uses(const Model& model) {
   std::vector<int> uses(model.values.size(), 0);
@@ -1403,21 +1422,15 @@ std::vector<size_t> Runtime::fuse_conv_depthwise() {
     const size_t co = a->cp.oc, rows_in = gb.h, cols = gb.w;
     if (ga.ho != rows_in || ga.wo != cols || co != b->cp.ic) continue;
     if (co * rows_in * cols * sizeof(float) < kMinBytes) continue;
-    // Output rows per band: the band's input rows ((rows - 1) * sh + kh) within kBandBytes.
     const size_t row_floats = co * cols;
-    size_t rows = 1;
-    while (rows < gb.ho && (rows * gb.sh + gb.kh) * row_floats * sizeof(float) <= kBandBytes)
-      ++rows;
-    const size_t cap = (rows - 1) * gb.sh + gb.kh;  // A rows a band buffer holds
+    const BandShape shape = band_shape(gb.ho, gb.sh, gb.kh, row_floats * sizeof(float), kBandBytes);
+    const size_t rows = shape.rows, cap = shape.cap;
     const size_t buf_floats = cap * row_floats;
     thread_bytes_ = std::max(thread_bytes_, (buf_floats + 16) * sizeof(float));
     ThreadPool* pool = pool_.get();
     // A rows [r0, r1) that depthwise output rows [oy, oe) read, within the image.
     auto a_rows = [gb, rows_in](size_t oy, size_t oe) {
-      return std::pair<ptrdiff_t, ptrdiff_t>{
-          std::max<ptrdiff_t>(0, ptrdiff_t(oy * gb.sh) - ptrdiff_t(gb.pt)),
-          std::min<ptrdiff_t>(ptrdiff_t(rows_in),
-                              ptrdiff_t((oe - 1) * gb.sh + gb.kh) - ptrdiff_t(gb.pt))};
+      return band_input_rows(oy, oe, gb.sh, gb.pt, gb.kh, rows_in);
     };
     // Each task a contiguous run of output rows, band by band. A padded input (an RGB stem's
     // image) is padded by each task, only the rows its bands read, into a share of the scratch
@@ -1503,19 +1516,15 @@ std::vector<size_t> Runtime::fuse_spmm_depthwise() {
     if (a->co * a->pixels * sizeof(float) < kMinBytes || a->pixels != b->h * b->w) continue;
     const f32_dwconv_params& prm = b->prm;
     const size_t cols = b->w, row_floats = a->co * cols;
-    size_t rows = 1;  // output rows per band
-    while (rows < b->ho && (rows * prm.sh + prm.kh) * row_floats * sizeof(float) <= kBandBytes)
-      ++rows;
-    const size_t cap = (rows - 1) * prm.sh + (prm.kh - 1) * prm.dh + 1;  // input rows a band holds
+    const size_t reach = (prm.kh - 1) * prm.dh + 1;
+    const BandShape shape =
+        band_shape(b->ho, prm.sh, reach, row_floats * sizeof(float), kBandBytes);
+    const size_t rows = shape.rows, cap = shape.cap;
     const size_t buf_floats = cap * row_floats;
     thread_bytes_ = std::max(thread_bytes_, (buf_floats + 16) * sizeof(float));
     // Input rows [r0, r1) that output rows [oy, oe) read, within the image.
-    auto in_rows = [b](size_t oy, size_t oe) {
-      const ptrdiff_t sh = ptrdiff_t(b->prm.sh), pt = ptrdiff_t(b->pt);
-      const ptrdiff_t reach = ptrdiff_t((b->prm.kh - 1) * b->prm.dh) + 1;
-      return std::pair<ptrdiff_t, ptrdiff_t>{
-          std::max<ptrdiff_t>(0, ptrdiff_t(oy) * sh - pt),
-          std::min<ptrdiff_t>(ptrdiff_t(b->h), (ptrdiff_t(oe) - 1) * sh - pt + reach)};
+    auto in_rows = [b, reach](size_t oy, size_t oe) {
+      return band_input_rows(oy, oe, b->prm.sh, b->pt, reach, b->h);
     };
     ThreadPool* pool = pool_.get();
     const size_t tasks = std::min(pool->threads(), b->ho);
