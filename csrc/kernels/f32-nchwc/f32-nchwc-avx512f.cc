@@ -394,32 +394,39 @@ void f32_nchwc_decode_cb__avx512f(const cb_weights* w, size_t o0, size_t width, 
     return;
   }
   const __m128i low = _mm_set1_epi16(0x000F), high = _mm_set1_epi16(0x00F0);
+  // Each of the 16 rows' table, scaled once per block of rows; the permutes read it from L1.
+  alignas(64) float tables[kC][kC];
   for (size_t r0 = 0; r0 < width; r0 += kC) {
-    // 16 rows' segments, in k order: 8 bytes -> 16 nibbles -> 16 table entries.
+    const uint8_t* codes[kC];
     for (size_t r = 0; r < kC; ++r) {
       const size_t row = o0 + r0 + r;
-      const __m512 table = _mm512_mul_ps(_mm512_loadu_ps(w->table + size_t(w->group[row]) * 16),
-                                         _mm512_set1_ps(w->row_scale[row]));
-      const uint8_t* codes = w->packed + row * w->row_bytes + k0 / 2;
-      float* dst = seg + r * n;
-      for (size_t kk = 0; kk < n; kk += 16) {
+      _mm512_store_ps(tables[r],
+                      _mm512_mul_ps(_mm512_loadu_ps(w->table + size_t(w->group[row]) * 16),
+                                    _mm512_set1_ps(w->row_scale[row])));
+      codes[r] = w->packed + row * w->row_bytes + k0 / 2;
+    }
+    // 16 codes of each row -> 16 table entries, transposed in registers so each k becomes a
+    // vector of the 16 rows, stored at its (ib, t, i) row. k = (ib * 16 + i) * taps + t is
+    // stepped, not divided out per store.
+    size_t ib = 0, i = 0, t = 0;
+    for (size_t kk = 0; kk < n; kk += kC) {
+      __m512 v[kC];
+      for (size_t r = 0; r < kC; ++r) {
         const __m128i b =
-            _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + kk / 2)));
+            _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes[r] + kk / 2)));
         // Word j = byte j: its low nibble (code 2j) stays, its high one (code 2j + 1) moves up a
         // byte.
         const __m128i nib =
             _mm_or_si128(_mm_and_si128(b, low), _mm_slli_epi16(_mm_and_si128(b, high), 4));
-        _mm512_storeu_ps(dst + kk, _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(nib), table));
+        v[r] = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(nib), _mm512_load_ps(tables[r]));
       }
-    }
-    // 16 x 16 transposes: each k becomes a vector of the 16 rows, stored at its (ib, t, i) row.
-    for (size_t kk = 0; kk < n; kk += kC) {
-      __m512 v[16];
-      for (size_t r = 0; r < kC; ++r) v[r] = _mm512_loadu_ps(seg + r * n + kk);
       transpose16(v);
       for (size_t j = 0; j < kC; ++j) {
-        const size_t k = kk + j, ib = k / (kC * taps), i = (k / taps) % kC, t = k % taps;
         _mm512_storeu_ps(out + ((ib * taps + t) * kC + i) * width + r0, v[j]);
+        if (++t == taps) {
+          t = 0;
+          if (++i == kC) i = 0, ++ib;
+        }
       }
     }
   }
