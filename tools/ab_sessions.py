@@ -67,7 +67,8 @@ def main() -> None:
     diffs = sorted(
         (float(np.median(nodes["B"][k]) - np.median(nodes["A"][k])), k) for k in nodes["A"] if k in nodes["B"]
     )
-    for delta, k in diffs[: args.show] + diffs[-args.show :]:
+    shown = diffs if 2 * args.show >= len(diffs) else diffs[: args.show] + diffs[len(diffs) - args.show :]
+    for delta, k in shown:
         print(
             f"  {k:40s} A {np.median(nodes['A'][k]):8.1f} us  B {np.median(nodes['B'][k]):8.1f} us  {delta:+7.1f}"
         )
