@@ -20,12 +20,26 @@ def test_ab_sessions_reports_paired_ratio(h, artifact, tmp_path):
     bundle.mkdir()
     artifact(graph).rename(bundle / "model.efm")
     np.savez(bundle / "reference_inputs.npz", x=rng.standard_normal((1, 4, 8, 8)).astype(np.float32))
-    out = subprocess.run(
-        [sys.executable, str(TOOL), str(bundle), "EDGEFIT_AB_TEST_UNUSED", "--pairs", "4", "--show", "1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    assert "B/A paired median" in out.stdout
-    assert "n0" in out.stdout  # the conv node is listed
+
+    def run(show: int) -> str:
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(TOOL),
+                str(bundle),
+                "EDGEFIT_AB_TEST_UNUSED",
+                "--pairs",
+                "4",
+                "--show",
+                str(show),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "B/A paired median" in out.stdout
+        return out.stdout
+
+    assert "n0" in run(1)  # the conv node is listed
+    assert "n0" not in run(0)  # --show 0: the totals only
